@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* segfw_shared.h: every type and constant that crosses the kernel/user boundary.
+ *
+ * Pinned maps are an ABI: never reorder fields, keep explicit padding, retire
+ * fields as reservedN, and bump SEGFW_ABI_VERSION (and the map names that
+ * carry it) when a layout changes. Rust gets these types from the skeleton.
+ */
+#ifndef SEGFW_SHARED_H
+#define SEGFW_SHARED_H
+
+#include <linux/types.h>
+
+/* Constants are enum values so that they reach BTF and the Rust skeleton. */
+enum segfw_limits {
+	SEGFW_ABI_VERSION = 1,
+	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
+	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
+	SEGFW_MAX_RULES = 131072,
+	SEGFW_RULE_DEFAULT = 0,
+	SEGFW_RULE_FAILSAFE = 131071,
+	/* Segment ids are prefix-class ids: one per distinct prefix in the policy;
+	 * 0 is the implicit segment "world"; SEGFW_SEG_ANY stands for "*". */
+	SEGFW_MAX_SEGMENTS = 1048576, /* distinct prefixes (segment CIDRs + inline CIDRs) */
+	SEGFW_SEG_WORLD = 0,
+	SEGFW_SEG_ANY = 0x7fffffff,
+	/* proto value that matches every protocol ("any"). */
+	SEGFW_PROTO_ANY = 256,
+	/* Capacity of one policy set (segments + rule prefixes + config). */
+	SEGFW_POLICY_MAX_ENTRIES = 2097152,
+	SEGFW_CT_DEFAULT_ENTRIES = 262144,
+	SEGFW_FRAG_MAX_ENTRIES = 16384,
+	SEGFW_MAX_FAILSAFE = 64,
+	/* IPv6 extension headers walked before giving up (drop, EXT_HDR_LIMIT). */
+	SEGFW_MAX_EXT_HDRS = 8,
+	SEGFW_EVENTS_BYTES = 1048576,
+	/* Bits of policy-key data: kind is always matched, then 128 data bits. */
+	SEGFW_KEY_KIND_BITS = 32,
+	SEGFW_KEY_DATA_BITS = 128,
+};
+
+/* Kinds of entries in the policy trie; one trie holds a whole policy so
+ * that swapping it is one update. */
+enum segfw_key_kind {
+	SEGFW_KIND_CONFIG = 1,   /* exact, data all zero: the policy header */
+	SEGFW_KIND_SEGMENT = 2,  /* data.addr: IPv6 or IPv4-mapped prefix -> segment id */
+	SEGFW_KIND_RULE = 3,     /* data.rule: (src, dst, proto, port prefix) -> rule */
+	SEGFW_KIND_FAILSAFE = 4, /* data.rule with src=dst=ANY, proto=tcp, exact port */
+};
+
+enum segfw_action {
+	SEGFW_ACTION_DENY = 0,
+	SEGFW_ACTION_ALLOW = 1,
+};
+
+/* segfw_policy_value.flags */
+enum segfw_value_flags {
+	SEGFW_FLAG_LOG = 1,   /* rule: emit an event for every flow it decides */
+	SEGFW_FLAG_AUDIT = 2, /* rule: would-drops pass and are logged; config: global audit mode */
+};
+
+/* Wildcard combinations of (src, dst, proto) that have rule entries; the
+ * config entry's `combos` bitmask lets the datapath skip empty ones.
+ * Bit = (src is ANY) << 2 | (dst is ANY) << 1 | (proto is ANY). */
+enum segfw_combo_bits {
+	SEGFW_COMBO_SRC_ANY = 4,
+	SEGFW_COMBO_DST_ANY = 2,
+	SEGFW_COMBO_PROTO_ANY = 1,
+	SEGFW_COMBO_COUNT = 8,
+};
+
+/* Rule part of a policy key. Fields are matched in this order; only `port`
+ * (network byte order, so prefixes are port ranges) is matched by prefix.
+ * For icmp/icmpv6, port holds the ICMP type in its low byte (bpf_htons(type)). */
+struct segfw_rule_key {
+	__u32 src_seg;
+	__u32 dst_seg;
+	__u16 proto;
+	__be16 port;
+	__u32 reserved;
+};
+
+union segfw_key_data {
+	__u8 addr[16];
+	struct segfw_rule_key rule;
+};
+
+/* Key of the policy LPM trie. prefixlen counts bits of kind + data. */
+struct segfw_policy_key {
+	__u32 prefixlen;
+	__u32 kind;
+	union segfw_key_data data;
+};
+
+/* Value of the policy trie, by kind:
+ *  CONFIG:   id = policy generation, action = default action,
+ *            flags = SEGFW_FLAG_AUDIT for global audit mode, combos = wildcard mask
+ *  SEGMENT:  id = segment id
+ *  RULE:     id = rule id, action, flags = LOG | AUDIT
+ *  FAILSAFE: id = SEGFW_RULE_FAILSAFE, action = allow */
+struct segfw_policy_value {
+	__u32 id;
+	__u8 action;
+	__u8 flags;
+	__u8 combos;
+	__u8 reserved;
+};
+
+/* Single entry of the `runtime` array: values the fast path needs on every
+ * packet, written by userspace after the policy swap. */
+struct segfw_runtime {
+	__u32 generation;     /* generation of the live policy (0: none applied) */
+	__u32 tcp_timeout_s;
+	__u32 udp_timeout_s;
+	__u32 icmp_timeout_s;
+	__u32 other_timeout_s;
+	__u32 events_per_sec; /* per-CPU event budget; 0 = unlimited */
+	__u32 active_set;     /* 0: policy_a/meta_a live, 1: policy_b/meta_b */
+	__u32 reserved;
+};
+
+/* Userspace-only names of a policy set (meta_a/meta_b), keyed by kind:
+ * CONFIG id 0 = sha256 of the applied file (hex), id 1 = its path;
+ * SEGMENT id = segment name; RULE id = rule name. */
+struct segfw_meta_key {
+	__u32 kind; /* enum segfw_key_kind */
+	__u32 id;
+};
+
+struct segfw_meta_value {
+	char text[128];
+};
+
+/* Conntrack: one key for both directions; the (addr, port) pair that
+ * sorts lower is `lo`. For ICMP echo both ports hold the echo id. */
+struct segfw_ct_key {
+	__u8 lo_addr[16];
+	__u8 hi_addr[16];
+	__be16 lo_port;
+	__be16 hi_port;
+	__u8 proto;
+	__u8 reserved[3];
+};
+
+enum segfw_ct_state {
+	SEGFW_CT_NONE = 0,
+	SEGFW_CT_SYN_SENT = 1,
+	SEGFW_CT_SYN_RECV = 2,
+	SEGFW_CT_ESTABLISHED = 3,
+	SEGFW_CT_FIN_WAIT = 4, /* one side sent FIN */
+	SEGFW_CT_CLOSING = 5,  /* both sides sent FIN */
+	SEGFW_CT_CLOSED = 6,   /* RST seen */
+	SEGFW_CT_OPEN = 7,     /* non-TCP flow */
+};
+
+/* segfw_ct_value.flags */
+enum segfw_ct_flags {
+	SEGFW_CT_ORIG_IS_LO = 1,  /* the flow's originator is the key's lo side */
+	SEGFW_CT_ORIG_INGRESS = 2, /* first packet was seen on ingress */
+	SEGFW_CT_FIN_LO = 4,      /* lo side sent FIN */
+	SEGFW_CT_FIN_HI = 8,      /* hi side sent FIN */
+	SEGFW_CT_AUDITED = 16,    /* passed only because of audit */
+};
+
+struct segfw_ct_value {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u32 rule_id;
+	__u32 generation;  /* policy generation that allowed it; re-checked on change */
+	__be16 policy_port; /* dport, or ICMP type, the flow was decided on */
+	__u8 state;
+	__u8 flags;
+	__u32 reserved;
+};
+
+/* IP fragments: the first fragment's ports, keyed by (src, dst, proto, id). */
+struct segfw_frag_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id;
+	__u8 proto;
+	__u8 reserved[3];
+};
+
+struct segfw_frag_value {
+	__be16 sport;
+	__be16 dport;
+	__u32 reserved;
+	__u64 seen_ns;
+};
+
+/* Why a packet got its verdict. Each packet ends in exactly one reason;
+ * reason_stats counts them. Pass reasons first, drop reasons from 32. */
+enum segfw_reason {
+	SEGFW_REASON_NONE = 0,
+	SEGFW_PASS_ALLOWED = 1,     /* new flow allowed by a rule or default */
+	SEGFW_PASS_ESTABLISHED = 2, /* conntrack hit */
+	SEGFW_PASS_RELATED = 3,     /* ICMP error for a tracked flow */
+	SEGFW_PASS_NON_IP = 4,      /* ARP and other non-IP frames */
+	SEGFW_PASS_ND = 5,          /* IPv6 neighbor discovery */
+	SEGFW_PASS_FAILSAFE = 6,    /* ingress TCP to a failsafe port */
+	SEGFW_PASS_AUDIT = 7,       /* would be dropped, passed by audit */
+	SEGFW_PASS_NO_POLICY = 8,   /* no policy applied yet */
+	SEGFW_REASON_FIRST_DROP = 32,
+	SEGFW_DROP_POLICY = 32,        /* a deny rule matched */
+	SEGFW_DROP_DEFAULT = 33,       /* no rule matched, default deny */
+	SEGFW_DROP_REVOKED = 34,       /* tracked flow no longer allowed */
+	SEGFW_DROP_TRUNCATED = 35,     /* L2/L3 header past the end */
+	SEGFW_DROP_BAD_IPV4 = 36,      /* version, IHL or total length invalid */
+	SEGFW_DROP_BAD_IPV6 = 37,      /* version or payload length invalid */
+	SEGFW_DROP_EXT_HDR_LIMIT = 38, /* more IPv6 extension headers than SEGFW_MAX_EXT_HDRS */
+	SEGFW_DROP_NO_NEXT_HDR = 39,   /* IPv6 "no next header" (59) */
+	SEGFW_DROP_VLAN_DEPTH = 40,    /* more than two VLAN tags */
+	SEGFW_DROP_L4_TRUNCATED = 41,  /* TCP/UDP/SCTP/ICMP header past the end */
+	SEGFW_DROP_TCP_FLAGS = 42,     /* flag combination the kernel's table rejects */
+	SEGFW_DROP_TCP_DOFF = 43,      /* TCP data offset < 5 or past the end */
+	SEGFW_DROP_FRAG_ORPHAN = 44,   /* non-first fragment with no known first */
+	SEGFW_DROP_FRAG_TINY = 45,     /* first fragment without a full L4 header, or TCP at offset 1 */
+	SEGFW_DROP_ICMP_NO_FLOW = 46,  /* ICMP error for no tracked flow */
+	SEGFW_DROP_ICMP_INNER = 47,    /* ICMP error with a truncated inner header */
+	SEGFW_DROP_CT_FULL = 48,       /* conntrack insert failed */
+	SEGFW_REASON_MAX = 64,
+};
+
+enum segfw_direction {
+	SEGFW_DIR_INGRESS = 0,
+	SEGFW_DIR_EGRESS = 1,
+};
+
+/* Per-CPU per-rule counters, indexed by rule id. */
+struct segfw_rule_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_hit_ns; /* bpf_ktime_get_boot_ns() */
+};
+
+/* Events: denies, matches of log rules, audit would-drops. */
+enum segfw_event_kind {
+	SEGFW_EVENT_DENY = 1,
+	SEGFW_EVENT_LOG = 2,
+	SEGFW_EVENT_AUDIT = 3,
+};
+
+struct segfw_event {
+	__u64 ts_ns; /* bpf_ktime_get_boot_ns() */
+	__u8 src[16];
+	__u8 dst[16];
+	__be16 sport;
+	__be16 dport;
+	__u32 ifindex;
+	__u32 rule_id;
+	__u8 proto;
+	__u8 kind;      /* enum segfw_event_kind */
+	__u8 direction; /* enum segfw_direction */
+	__u8 reason;    /* enum segfw_reason */
+	__u8 verdict;   /* enum segfw_action */
+	__u8 reserved[7];
+};
+
+/* Per-CPU event rate limiter state. */
+struct segfw_ratelimit {
+	__u64 window_start_ns;
+	__u64 sent;
+	__u64 suppressed;
+};
+
+/* explain: a BPF_PROG_TEST_RUN packet whose __sk_buff cb[0..1] carry these
+ * magics is evaluated with no side effects; the program returns the
+ * answer in cb[2..4] (verdict/reason, rule id, conntrack hit). */
+enum segfw_explain {
+	SEGFW_EXPLAIN_MAGIC0 = 0x5e6f7701,
+	SEGFW_EXPLAIN_MAGIC1 = 0x0e791a1e,
+};
+
+/* Every enum above, so that each reaches BTF (and the Rust skeleton) even
+ * where the datapath only uses its values. */
+struct segfw_btf_anchor {
+	enum segfw_limits limits;
+	enum segfw_key_kind key_kind;
+	enum segfw_action action;
+	enum segfw_value_flags value_flags;
+	enum segfw_combo_bits combo_bits;
+	enum segfw_ct_state ct_state;
+	enum segfw_ct_flags ct_flags;
+	enum segfw_reason reason;
+	enum segfw_direction direction;
+	enum segfw_event_kind event_kind;
+	enum segfw_explain explain;
+	struct segfw_event event;
+};
+
+#endif /* SEGFW_SHARED_H */
