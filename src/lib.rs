@@ -1,3 +1,7 @@
 //! segfw: a microsegmentation firewall for Linux hosts, on eBPF tcx.
+pub mod cli;
+pub mod error;
 pub mod policy;
 pub mod skel;
+
+pub use error::{exit_code, UsageError};

@@ -1,0 +1,9 @@
+//! `segfw policy_apply` (not implemented yet).
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_pin_dir: &Path, _args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("policy_apply is not implemented yet")
+}

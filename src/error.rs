@@ -1,0 +1,26 @@
+//! Exit codes: errors that are the user's to fix (usage, invalid policy) exit 2.
+use std::fmt;
+
+/// A usage error: bad flags, a missing file argument, a name that does not exist.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Exit code for an error chain: 2 for usage errors and invalid policies, else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let user_fault = err.chain().any(|e| {
+        e.is::<UsageError>() || e.is::<crate::policy::PolicyErrors>()
+    });
+    if user_fault {
+        2
+    } else {
+        1
+    }
+}
