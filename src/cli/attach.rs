@@ -1,9 +1,133 @@
-//! `segfw attach` (not implemented yet).
-use std::path::Path;
+//! `segfw attach IFACE... [--policy FILE] [--direction ..] [--attach-mode ..]`
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::common::{checked_policy, interfaces, short_hash};
+use crate::datapath::apply::apply;
+use crate::datapath::attach::{attach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::loader::{load_or_reuse, LoadReport};
+use crate::datapath::pins::{PinDir, PinLock};
+use crate::datapath::Direction;
+use crate::policy::CheckedPolicy;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Interfaces to attach to (in the current network namespace).
+    #[arg(required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Policy file to apply before traffic is filtered.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Hooks to attach to.
+    #[arg(long, value_enum, default_value_t = Directions::Both)]
+    pub direction: Directions,
+    /// tcx (kernel 6.6+), legacy tc clsact, or tcx with tc as fallback.
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+    pub attach_mode: AttachMode,
+}
 
-pub fn run(_pin_dir: &Path, _args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("attach is not implemented yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Directions {
+    Ingress,
+    Egress,
+    Both,
+}
+
+impl Directions {
+    pub fn list(self) -> &'static [Direction] {
+        match self {
+            Directions::Ingress => &[Direction::Ingress],
+            Directions::Egress => &[Direction::Egress],
+            Directions::Both => &Direction::BOTH,
+        }
+    }
+}
+
+pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
+    // Everything the user can get wrong is checked before the kernel is touched.
+    let policy = args.policy.as_deref().map(checked_policy).transpose()?;
+    let ifaces = interfaces(&args.interfaces)?;
+
+    let pins = PinDir::new(pin_dir);
+    pins.ensure_bpffs()?;
+    pins.create()?;
+    let lock = pins.lock()?;
+    let conntrack_size = policy
+        .as_ref()
+        .map(|p| p.image.runtime.conntrack_max_entries);
+    let (programs, report) = load_or_reuse(&pins, conntrack_size)
+        .with_context(|| format!("load segfw into {}", pin_dir.display()))?;
+    print_load(&pins, &report);
+
+    // The policy goes in before the hooks, so no packet of a new attachment
+    // is ever judged without it.
+    if let (Some(policy), Some(path)) = (&policy, &args.policy) {
+        apply_policy(&pins, &lock, policy, path)?;
+    }
+    for iface in &ifaces {
+        for dir in args.direction.list() {
+            attach_one(&pins, &programs, iface, *dir, args.attach_mode)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_load(pins: &PinDir, report: &LoadReport) {
+    if report.loaded {
+        println!("loaded segfw into {}", pins.root().display());
+    }
+    if let Some(wanted) = report.conntrack_size_ignored {
+        eprintln!(
+            "warning: conntrack keeps its {} entries (policy asks for {wanted}); \
+             the size only changes after `segfw uninstall` and a new attach",
+            report.conntrack_max_entries
+        );
+    }
+}
+
+pub fn apply_policy(
+    pins: &PinDir,
+    lock: &PinLock,
+    policy: &CheckedPolicy,
+    shown_path: &Path,
+) -> anyhow::Result<()> {
+    let report = apply(pins, lock, policy).with_context(|| {
+        format!(
+            "apply {}; the previous policy stays in force",
+            shown_path.display()
+        )
+    })?;
+    println!(
+        "applied {}: generation {} (sha256 {}), {} rules, {} entries",
+        shown_path.display(),
+        report.generation,
+        short_hash(&report.sha256),
+        report.rules,
+        report.trie_entries
+    );
+    Ok(())
+}
+
+fn attach_one(
+    pins: &PinDir,
+    programs: &crate::datapath::loader::Programs,
+    iface: &Interface,
+    dir: Direction,
+    mode: AttachMode,
+) -> anyhow::Result<()> {
+    let outcome = attach(pins, programs.get(dir), iface, dir, mode)
+        .with_context(|| format!("attach segfw to {} {dir}", iface.name))?;
+    match outcome {
+        AttachOutcome::Attached { kind, fallback } => {
+            if let Some(why) = fallback {
+                println!("{} {dir}: {why}", iface.name);
+            }
+            println!("attached {} {dir} ({kind})", iface.name);
+        }
+        AttachOutcome::AlreadyAttached { kind } => {
+            println!("{} {dir}: already attached ({kind})", iface.name);
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,11 @@
-//! `segfw conntrack list|flush` (not implemented yet).
+//! `segfw conntrack list [--json] | flush`.
+use std::net::IpAddr;
 use std::path::Path;
+
+use anyhow::Context;
+
+use super::common::{installed, print_json};
+use crate::datapath::conntrack::{flush, list, Flow};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -12,6 +18,58 @@ pub enum Command {
     Flush,
 }
 
-pub fn run(_pin_dir: &Path, _cmd: Command) -> anyhow::Result<()> {
-    anyhow::bail!("conntrack is not implemented yet")
+pub fn run(pin_dir: &Path, cmd: Command) -> anyhow::Result<()> {
+    let pins = installed(pin_dir)?;
+    match cmd {
+        Command::List { json } => {
+            let flows = list(&pins).context("list tracked sessions")?;
+            if json {
+                return print_json(&flows);
+            }
+            print_text(&flows);
+        }
+        Command::Flush => {
+            let _lock = pins.lock()?;
+            let removed = flush(&pins, &_lock).context("flush tracked sessions")?;
+            println!("flushed {removed} tracked sessions");
+        }
+    }
+    Ok(())
+}
+
+fn print_text(flows: &[Flow]) {
+    if flows.is_empty() {
+        println!("no tracked sessions");
+        return;
+    }
+    println!(
+        "{:<6} {:<46} {:<11} {:>7} {:>7}  {:<7} rule (generation)",
+        "proto", "originator -> responder", "state", "age_s", "idle_s", "seen"
+    );
+    for f in flows {
+        let tuple = format!(
+            "{} -> {}",
+            endpoint(f.src, f.sport),
+            endpoint(f.dst, f.dport)
+        );
+        println!(
+            "{:<6} {:<46} {:<11} {:>7} {:>7}  {:<7} #{} {} ({})",
+            f.proto,
+            tuple,
+            f.state,
+            f.age_s,
+            f.idle_s,
+            f.direction,
+            f.rule_id,
+            f.rule,
+            f.generation
+        );
+    }
+}
+
+fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
 }

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod attach;
+mod common;
 pub mod conntrack;
 pub mod detach;
 pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_diff;
 pub mod policy_show;
+pub mod stats;
 pub mod status;
 pub mod uninstall;
 
@@ -17,7 +19,11 @@ pub mod uninstall;
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/segfw";
 
 #[derive(Debug, Parser)]
-#[command(name = "segfw", version, about = "Microsegmentation firewall on eBPF tcx")]
+#[command(
+    name = "segfw",
+    version,
+    about = "Microsegmentation firewall on eBPF tcx"
+)]
 pub struct Cli {
     /// bpffs directory of this segfw instance (maps, programs, links).
     #[arg(long, global = true, env = "SEGFW_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
@@ -42,6 +48,8 @@ pub enum Command {
     /// List or flush tracked sessions.
     #[command(subcommand)]
     Conntrack(conntrack::Command),
+    /// Per-rule packets/bytes/last hit and per-reason verdict counters.
+    Stats(stats::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,5 +77,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Show(args)) => policy_show::run(pin_dir, args),
         Command::Policy(PolicyCommand::Diff(args)) => policy_diff::run(pin_dir, args),
         Command::Conntrack(cmd) => conntrack::run(pin_dir, cmd),
+        Command::Stats(args) => stats::run(pin_dir, args),
     }
 }

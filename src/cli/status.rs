@@ -1,9 +1,89 @@
-//! `segfw status` (not implemented yet).
+//! `segfw status [--json]`: attachments, programs, live policy, map fill.
 use std::path::Path;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-pub fn run(_pin_dir: &Path, _args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("status is not implemented yet")
+use super::common::{print_json, short_hash};
+use crate::datapath::pins::PinDir;
+use crate::datapath::status::{status, Status};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
+    let pins = PinDir::new(pin_dir);
+    let report =
+        status(&pins).with_context(|| format!("read segfw status in {}", pin_dir.display()))?;
+    if args.json {
+        print_json(&report)
+    } else {
+        print_text(&report);
+        Ok(())
+    }
+}
+
+fn print_text(s: &Status) {
+    if !s.installed {
+        println!(
+            "segfw is not installed in {} (run `segfw attach IFACE --policy FILE`)",
+            s.pin_dir
+        );
+        return;
+    }
+    println!("segfw instance {}", s.pin_dir);
+    if let Some(p) = &s.programs {
+        println!("programs: ingress id {}, egress id {}", p.ingress, p.egress);
+    }
+    if s.attachments.is_empty() {
+        println!("attachments: none");
+    } else {
+        println!("attachments:");
+    }
+    for a in &s.attachments {
+        let link = a.link_id.map_or(String::new(), |id| format!(" link {id}"));
+        let live = if a.live {
+            "live"
+        } else {
+            "NOT LIVE (interface gone or hook removed; detach it)"
+        };
+        println!(
+            "  {:<16} {:<7} {:<3} prog {}{link}  {live}",
+            a.interface, a.direction, a.mode, a.prog_id
+        );
+    }
+    match &s.policy {
+        None => println!("policy: none applied (all traffic passes)"),
+        Some(p) => println!(
+            "policy: generation {}, {}, default {}, sha256 {}, from {}",
+            p.generation,
+            serde_plain(&p.mode),
+            serde_plain(&p.default_action),
+            p.sha256.as_deref().map_or("?".to_string(), short_hash),
+            p.source.as_deref().unwrap_or("?")
+        ),
+    }
+    if let Some(m) = &s.maps {
+        println!(
+            "maps: conntrack {}/{}, policy trie {}/{}, {} rules, {} segments, {:.1} MiB locked",
+            m.conntrack_entries,
+            m.conntrack_max,
+            m.trie_entries,
+            m.trie_max,
+            m.rules,
+            m.segments,
+            m.memlock_bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+}
+
+/// A unit enum as its serde name ("enforce", "deny").
+pub fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

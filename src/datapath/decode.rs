@@ -1,0 +1,665 @@
+//! Decodes a policy trie and its names (live maps, or a compiled image)
+//! back into a readable policy, and compares two such views.
+//!
+//! Both `policy show` (live maps) and `policy diff` (live vs a file's
+//! image) go through the same decoder, so a diff compares like with like.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::Serialize;
+
+use super::apply::{META_CONFIG_PATH, META_CONFIG_SHA256};
+use super::maps::{MetaEntry, TrieEntry};
+use crate::policy::image::{KIND_BITS, PROTO_ANY, RULE_FIXED_BITS, SEG_ANY, SEG_WORLD};
+use crate::skel::types::{
+    segfw_action, segfw_key_kind, segfw_limits, segfw_meta_value, segfw_policy_key, segfw_rule_key,
+    segfw_value_flags,
+};
+use crate::skel::{bytes_of, from_bytes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+impl Action {
+    fn from_raw(action: u8) -> Self {
+        if u32::from(action) == segfw_action::SEGFW_ACTION_ALLOW.0 {
+            Action::Allow
+        } else {
+            Action::Deny
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Audit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Defaults {
+    pub action: Action,
+    pub mode: Mode,
+}
+
+/// One rule as the trie holds it, reassembled from its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleView {
+    pub id: u32,
+    pub name: String,
+    pub action: Action,
+    pub log: bool,
+    pub audit: bool,
+    /// Segment names, "*" (any) or "world" (addresses in no segment).
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    /// "tcp", "udp", "icmp", "icmpv6", "sctp", "any", or a number.
+    pub proto: Vec<String>,
+    /// Destination ports and ranges ("80", "6000-6100"); empty = all.
+    pub ports: Vec<String>,
+    /// ICMP types and ranges for icmp/icmpv6; empty = all.
+    pub icmp_types: Vec<String>,
+    /// Trie entries that carry this rule.
+    pub entries: usize,
+}
+
+/// A whole policy, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyView {
+    /// 0: no policy applied.
+    pub generation: u32,
+    pub sha256: Option<String>,
+    pub source: Option<String>,
+    pub defaults: Defaults,
+    /// Segment name -> CIDRs.
+    pub segments: BTreeMap<String, Vec<String>>,
+    pub rules: Vec<RuleView>,
+    /// "tcp/22": inbound ports never blocked.
+    pub failsafe: Vec<String>,
+    pub trie_entries: usize,
+}
+
+/// Decodes trie entries and names. An empty trie decodes to generation 0
+/// with the datapath's no-policy behaviour (allow, enforce).
+pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
+    let names = Names::new(meta);
+    let mut view = PolicyView {
+        generation: 0,
+        sha256: names.config(META_CONFIG_SHA256),
+        source: names.config(META_CONFIG_PATH),
+        defaults: Defaults {
+            action: Action::Allow,
+            mode: Mode::Enforce,
+        },
+        segments: BTreeMap::new(),
+        rules: Vec::new(),
+        failsafe: Vec::new(),
+        trie_entries: trie.len(),
+    };
+    let mut classes: BTreeMap<u32, BTreeSet<Cidr>> = BTreeMap::new();
+    let mut rules: BTreeMap<u32, RuleParts> = BTreeMap::new();
+    let mut failsafe = BTreeSet::new();
+    for (key, value) in trie {
+        match segfw_key_kind(key.kind) {
+            segfw_key_kind::SEGFW_KIND_CONFIG => {
+                view.generation = value.id;
+                view.defaults.action = Action::from_raw(value.action);
+                view.defaults.mode = if has_flag(value.flags, segfw_value_flags::SEGFW_FLAG_AUDIT) {
+                    Mode::Audit
+                } else {
+                    Mode::Enforce
+                };
+            }
+            segfw_key_kind::SEGFW_KIND_SEGMENT => {
+                classes
+                    .entry(value.id)
+                    .or_default()
+                    .insert(Cidr::of_key(key));
+            }
+            segfw_key_kind::SEGFW_KIND_RULE => {
+                rules
+                    .entry(value.id)
+                    .or_default()
+                    .add(key, value.action, value.flags);
+            }
+            segfw_key_kind::SEGFW_KIND_FAILSAFE => {
+                let rule = rule_key(key);
+                failsafe.insert((rule.proto, u16::from_be(rule.port)));
+            }
+            _ => {}
+        }
+    }
+    let labels = SegmentLabels::new(&classes, &names);
+    view.segments = labels.segments();
+    view.rules = rules
+        .into_iter()
+        .map(|(id, parts)| parts.finish(id, &names, &labels))
+        .collect();
+    view.failsafe = failsafe
+        .into_iter()
+        .map(|(proto, port)| format!("{}/{port}", proto_name(proto)))
+        .collect();
+    view
+}
+
+fn has_flag(flags: u8, flag: segfw_value_flags) -> bool {
+    u32::from(flags) & flag.0 != 0
+}
+
+/// The key's data bytes (the union), read without touching the union.
+fn key_data(key: &segfw_policy_key) -> &[u8] {
+    &bytes_of(key)[std::mem::offset_of!(segfw_policy_key, data)..]
+}
+
+fn rule_key(key: &segfw_policy_key) -> segfw_rule_key {
+    from_bytes(key_data(key)).unwrap_or_default()
+}
+
+fn key_addr(key: &segfw_policy_key) -> [u8; 16] {
+    let mut addr = [0u8; 16];
+    addr.copy_from_slice(&key_data(key)[..16]);
+    addr
+}
+
+/// Names from meta: (kind, id) -> text.
+struct Names(HashMap<(u32, u32), String>);
+
+impl Names {
+    fn new(meta: &[MetaEntry]) -> Self {
+        Names(
+            meta.iter()
+                .map(|(k, v)| ((k.kind, k.id), meta_text(v)))
+                .collect(),
+        )
+    }
+
+    fn get(&self, kind: segfw_key_kind, id: u32) -> Option<&str> {
+        self.0.get(&(kind.0, id)).map(String::as_str)
+    }
+
+    fn config(&self, id: u32) -> Option<String> {
+        self.get(segfw_key_kind::SEGFW_KIND_CONFIG, id)
+            .map(str::to_string)
+    }
+}
+
+/// Rule id -> name, from a set's meta entries.
+pub fn rule_names(meta: &[MetaEntry]) -> HashMap<u32, String> {
+    meta.iter()
+        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE.0)
+        .map(|(k, v)| (k.id, meta_text(v)))
+        .collect()
+}
+
+/// How a rule id reads in conntrack and stats output.
+pub fn rule_label(id: u32, names: &HashMap<u32, String>) -> String {
+    match id {
+        RULE_DEFAULT => "(default)".to_string(),
+        RULE_FAILSAFE => "(failsafe)".to_string(),
+        _ => names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("rule-{id}")),
+    }
+}
+
+/// Rule id of "no rule matched" and of the implicit failsafe rule.
+pub const RULE_DEFAULT: u32 = segfw_limits::SEGFW_RULE_DEFAULT.0;
+pub const RULE_FAILSAFE: u32 = segfw_limits::SEGFW_RULE_FAILSAFE.0;
+
+/// The NUL-terminated text of a meta value.
+pub fn meta_text(value: &segfw_meta_value) -> String {
+    let bytes: Vec<u8> = value
+        .text
+        .iter()
+        .map(|c| *c as u8)
+        .take_while(|b| *b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A segment prefix, ordered IPv4 first, then by address and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Cidr {
+    addr: IpAddr,
+    len: u32,
+}
+
+impl Cidr {
+    /// The prefix of a SEGMENT key; IPv4-mapped prefixes become IPv4 again.
+    fn of_key(key: &segfw_policy_key) -> Self {
+        let bits = key.prefixlen.saturating_sub(KIND_BITS);
+        let v6 = Ipv6Addr::from(key_addr(key));
+        match v6.to_ipv4_mapped() {
+            Some(v4) if bits >= 96 => Cidr {
+                addr: IpAddr::V4(v4),
+                len: bits - 96,
+            },
+            _ => Cidr {
+                addr: IpAddr::V6(v6),
+                len: bits,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// How segment (prefix-class) ids read in rules and the segment list.
+struct SegmentLabels {
+    /// class id -> segment name, or the class's CIDRs if it has no name
+    /// (an inline CIDR in a rule).
+    labels: HashMap<u32, String>,
+    named: BTreeMap<String, BTreeSet<Cidr>>,
+}
+
+impl SegmentLabels {
+    fn new(classes: &BTreeMap<u32, BTreeSet<Cidr>>, names: &Names) -> Self {
+        let mut labels = HashMap::new();
+        let mut named: BTreeMap<String, BTreeSet<Cidr>> = BTreeMap::new();
+        for (id, cidrs) in classes {
+            let cidr_text = || {
+                cidrs
+                    .iter()
+                    .map(Cidr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            match names.get(segfw_key_kind::SEGFW_KIND_SEGMENT, *id) {
+                // The compiler may name an inline CIDR's class by the CIDR.
+                Some(name) if name != cidr_text() => {
+                    named.entry(name.to_string()).or_default().extend(cidrs);
+                    labels.insert(*id, name.to_string());
+                }
+                _ => {
+                    labels.insert(*id, cidr_text());
+                }
+            }
+        }
+        SegmentLabels { labels, named }
+    }
+
+    fn label(&self, id: u32) -> String {
+        match id {
+            SEG_ANY => "*".to_string(),
+            SEG_WORLD => "world".to_string(),
+            _ => self
+                .labels
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("#{id}")),
+        }
+    }
+
+    fn segments(&self) -> BTreeMap<String, Vec<String>> {
+        self.named
+            .iter()
+            .map(|(name, cidrs)| (name.clone(), cidrs.iter().map(Cidr::to_string).collect()))
+            .collect()
+    }
+}
+
+/// The entries of one rule id, accumulated.
+#[derive(Default)]
+struct RuleParts {
+    action: u8,
+    flags: u8,
+    src: BTreeSet<u32>,
+    dst: BTreeSet<u32>,
+    protos: BTreeSet<u16>,
+    ports: Vec<(u32, u32)>,
+    icmp_types: Vec<(u32, u32)>,
+    entries: usize,
+}
+
+impl RuleParts {
+    fn add(&mut self, key: &segfw_policy_key, action: u8, flags: u8) {
+        let rule = rule_key(key);
+        self.action = action;
+        self.flags |= flags;
+        self.src.insert(rule.src_seg);
+        self.dst.insert(rule.dst_seg);
+        self.protos.insert(rule.proto);
+        self.entries += 1;
+        let port_bits = key
+            .prefixlen
+            .saturating_sub(KIND_BITS + RULE_FIXED_BITS)
+            .min(16);
+        let first = u32::from(u16::from_be(rule.port));
+        let last = first + (1u32 << (16 - port_bits)) - 1;
+        if is_icmp(rule.proto) {
+            self.icmp_types.push((first, last.min(255)));
+        } else {
+            self.ports.push((first, last));
+        }
+    }
+
+    fn finish(self, id: u32, names: &Names, labels: &SegmentLabels) -> RuleView {
+        let label_all = |ids: &BTreeSet<u32>| -> Vec<String> {
+            let set: BTreeSet<String> = ids.iter().map(|id| labels.label(*id)).collect();
+            set.into_iter().collect()
+        };
+        RuleView {
+            id,
+            name: names
+                .get(segfw_key_kind::SEGFW_KIND_RULE, id)
+                .map_or_else(|| format!("rule-{id}"), str::to_string),
+            action: Action::from_raw(self.action),
+            log: has_flag(self.flags, segfw_value_flags::SEGFW_FLAG_LOG),
+            audit: has_flag(self.flags, segfw_value_flags::SEGFW_FLAG_AUDIT),
+            from: label_all(&self.src),
+            to: label_all(&self.dst),
+            proto: self.protos.iter().map(|p| proto_name(*p)).collect(),
+            ports: ranges_text(self.ports, 65535),
+            icmp_types: ranges_text(self.icmp_types, 255),
+            entries: self.entries,
+        }
+    }
+}
+
+fn is_icmp(proto: u16) -> bool {
+    proto == 1 || proto == 58
+}
+
+/// Protocol number as the policy file spells it.
+pub fn proto_name(proto: u16) -> String {
+    match proto {
+        1 => "icmp".to_string(),
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        58 => "icmpv6".to_string(),
+        132 => "sctp".to_string(),
+        PROTO_ANY => "any".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Merged ranges as text; the full range `0..=max` reads as "all" (empty).
+fn ranges_text(mut ranges: Vec<(u32, u32)>, max: u32) -> Vec<String> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (first, last) in ranges {
+        match merged.last_mut() {
+            Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+            _ => merged.push((first, last)),
+        }
+    }
+    if merged == [(0, max)] {
+        return Vec::new();
+    }
+    merged
+        .into_iter()
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            }
+        })
+        .collect()
+}
+
+/// What differs between two policies; rule and segment ids are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyDiff {
+    /// "action: deny -> allow", "mode: enforce -> audit".
+    pub defaults: Vec<String>,
+    pub failsafe_added: Vec<String>,
+    pub failsafe_removed: Vec<String>,
+    pub segments_added: Vec<String>,
+    pub segments_removed: Vec<String>,
+    pub segments_changed: Vec<SegmentChange>,
+    pub rules_added: Vec<String>,
+    pub rules_removed: Vec<String>,
+    pub rules_changed: Vec<RuleChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentChange {
+    pub name: String,
+    pub cidrs_added: Vec<String>,
+    pub cidrs_removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleChange {
+    pub name: String,
+    /// "action: allow -> deny", "ports: [80] -> [80, 443]".
+    pub changes: Vec<String>,
+}
+
+impl PolicyDiff {
+    pub fn is_empty(&self) -> bool {
+        *self == PolicyDiff::default()
+    }
+}
+
+/// Changes that turn `old` into `new`.
+pub fn diff(old: &PolicyView, new: &PolicyView) -> PolicyDiff {
+    let mut out = PolicyDiff::default();
+    if old.defaults.action != new.defaults.action {
+        out.defaults
+            .push(change("action", &old.defaults.action, &new.defaults.action));
+    }
+    if old.defaults.mode != new.defaults.mode {
+        out.defaults
+            .push(change("mode", &old.defaults.mode, &new.defaults.mode));
+    }
+    (out.failsafe_added, out.failsafe_removed) = set_diff(&old.failsafe, &new.failsafe);
+    diff_segments(old, new, &mut out);
+    diff_rules(old, new, &mut out);
+    out
+}
+
+fn diff_segments(old: &PolicyView, new: &PolicyView, out: &mut PolicyDiff) {
+    for (name, cidrs) in &new.segments {
+        match old.segments.get(name) {
+            None => out.segments_added.push(name.clone()),
+            Some(before) if before != cidrs => {
+                let (cidrs_added, cidrs_removed) = set_diff(before, cidrs);
+                out.segments_changed.push(SegmentChange {
+                    name: name.clone(),
+                    cidrs_added,
+                    cidrs_removed,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    out.segments_removed = old
+        .segments
+        .keys()
+        .filter(|name| !new.segments.contains_key(*name))
+        .cloned()
+        .collect();
+}
+
+fn diff_rules(old: &PolicyView, new: &PolicyView, out: &mut PolicyDiff) {
+    let before: BTreeMap<&str, &RuleView> =
+        old.rules.iter().map(|r| (r.name.as_str(), r)).collect();
+    let after: BTreeMap<&str, &RuleView> = new.rules.iter().map(|r| (r.name.as_str(), r)).collect();
+    for (name, rule) in &after {
+        match before.get(name) {
+            None => out.rules_added.push(name.to_string()),
+            Some(old_rule) => {
+                let changes = rule_changes(old_rule, rule);
+                if !changes.is_empty() {
+                    out.rules_changed.push(RuleChange {
+                        name: name.to_string(),
+                        changes,
+                    });
+                }
+            }
+        }
+    }
+    out.rules_removed = before
+        .keys()
+        .filter(|name| !after.contains_key(*name))
+        .map(|name| name.to_string())
+        .collect();
+}
+
+fn rule_changes(old: &RuleView, new: &RuleView) -> Vec<String> {
+    let mut changes = Vec::new();
+    let mut compare = |field: &str, a: String, b: String| {
+        if a != b {
+            changes.push(format!("{field}: {a} -> {b}"));
+        }
+    };
+    compare("action", json(&old.action), json(&new.action));
+    compare("log", old.log.to_string(), new.log.to_string());
+    compare("audit", old.audit.to_string(), new.audit.to_string());
+    compare("from", list(&old.from), list(&new.from));
+    compare("to", list(&old.to), list(&new.to));
+    compare("proto", list(&old.proto), list(&new.proto));
+    compare("ports", list(&old.ports), list(&new.ports));
+    compare("icmp_types", list(&old.icmp_types), list(&new.icmp_types));
+    changes
+}
+
+fn change<T: Serialize>(field: &str, old: &T, new: &T) -> String {
+    format!("{field}: {} -> {}", json(old), json(new))
+}
+
+/// A unit enum's serde name ("allow"), used so text and JSON agree.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+/// (in new but not old, in old but not new).
+fn set_diff(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
+    let old: BTreeSet<&String> = old.iter().collect();
+    let new: BTreeSet<&String> = new.iter().collect();
+    (
+        new.difference(&old).map(|s| s.to_string()).collect(),
+        old.difference(&new).map(|s| s.to_string()).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::image::{config_key, failsafe_key, meta_entry, rule_key, segment_key};
+    use crate::skel::types::segfw_policy_value;
+
+    fn value(id: u32, action: segfw_action, flags: u8) -> segfw_policy_value {
+        segfw_policy_value {
+            id,
+            action: action.0 as u8,
+            flags,
+            ..Default::default()
+        }
+    }
+
+    const ALLOW: segfw_action = segfw_action::SEGFW_ACTION_ALLOW;
+    const DENY: segfw_action = segfw_action::SEGFW_ACTION_DENY;
+
+    /// web (10.0.1.0/24, fd00:1::/64) -> db (10.0.2.10/32): tcp 5432 and
+    /// 6000-6015 (one /12 prefix), allow; default deny, failsafe tcp/22.
+    fn sample() -> (Vec<TrieEntry>, Vec<MetaEntry>) {
+        let web4: IpAddr = "10.0.1.0".parse().unwrap();
+        let web6: IpAddr = "fd00:1::".parse().unwrap();
+        let db: IpAddr = "10.0.2.10".parse().unwrap();
+        let trie = vec![
+            (config_key(), value(3, DENY, 0)),
+            (segment_key(web4, 24), value(1, DENY, 0)),
+            (segment_key(web6, 64), value(2, DENY, 0)),
+            (segment_key(db, 32), value(3, DENY, 0)),
+            (rule_key(1, 3, 6, 5432, 16), value(7, ALLOW, 1)),
+            (rule_key(2, 3, 6, 5432, 16), value(7, ALLOW, 1)),
+            (rule_key(1, 3, 6, 6000, 12), value(7, ALLOW, 1)),
+            (rule_key(SEG_ANY, 3, PROTO_ANY, 0, 0), value(8, DENY, 0)),
+            (failsafe_key(22), value(131071, ALLOW, 0)),
+        ];
+        let seg = segfw_key_kind::SEGFW_KIND_SEGMENT;
+        let rule = segfw_key_kind::SEGFW_KIND_RULE;
+        let meta = vec![
+            meta_entry(seg, 1, "web"),
+            meta_entry(seg, 2, "web"),
+            meta_entry(seg, 3, "db"),
+            meta_entry(rule, 7, "web-to-db"),
+            meta_entry(rule, 8, "nobody-else"),
+            meta_entry(segfw_key_kind::SEGFW_KIND_CONFIG, 0, "abc123"),
+        ];
+        (trie, meta)
+    }
+
+    #[test]
+    fn decodes_defaults_segments_rules_and_failsafe() {
+        let (trie, meta) = sample();
+        let view = decode(&trie, &meta);
+        assert_eq!(view.generation, 3);
+        assert_eq!(view.sha256.as_deref(), Some("abc123"));
+        assert_eq!(view.defaults.action, Action::Deny);
+        assert_eq!(view.defaults.mode, Mode::Enforce);
+        assert_eq!(view.segments["web"], ["10.0.1.0/24", "fd00:1::/64"]);
+        assert_eq!(view.segments["db"], ["10.0.2.10/32"]);
+        assert_eq!(view.failsafe, ["tcp/22"]);
+        let rule = &view.rules[0];
+        assert_eq!((rule.id, rule.name.as_str()), (7, "web-to-db"));
+        assert_eq!(rule.action, Action::Allow);
+        assert!(rule.log && !rule.audit);
+        assert_eq!(rule.from, ["web"]);
+        assert_eq!(rule.to, ["db"]);
+        assert_eq!(rule.proto, ["tcp"]);
+        assert_eq!(rule.ports, ["5432", "6000-6015"]);
+        let deny = &view.rules[1];
+        assert_eq!(deny.from, ["*"]);
+        assert_eq!(deny.proto, ["any"]);
+        assert!(deny.ports.is_empty(), "port prefix /0 means all ports");
+    }
+
+    #[test]
+    fn diff_of_equal_policies_is_empty_and_ignores_generation() {
+        let (mut trie, meta) = sample();
+        let old = decode(&trie, &meta);
+        trie[0].1.id = 9;
+        assert!(diff(&old, &decode(&trie, &meta)).is_empty());
+    }
+
+    #[test]
+    fn diff_names_what_changed() {
+        let (trie, meta) = sample();
+        let old = decode(&trie, &meta);
+        let mut new = old.clone();
+        new.defaults.action = Action::Allow;
+        new.rules[0].ports.push("8080".into());
+        new.rules.remove(1);
+        new.segments
+            .insert("cache".into(), vec!["10.0.3.0/24".into()]);
+        let d = diff(&old, &new);
+        assert_eq!(d.defaults, ["action: deny -> allow"]);
+        assert_eq!(d.rules_removed, ["nobody-else"]);
+        assert_eq!(d.segments_added, ["cache"]);
+        assert_eq!(d.rules_changed[0].name, "web-to-db");
+        assert_eq!(
+            d.rules_changed[0].changes,
+            ["ports: [5432, 6000-6015] -> [5432, 6000-6015, 8080]"]
+        );
+    }
+
+    #[test]
+    fn ranges_merge_and_full_range_is_all() {
+        assert_eq!(
+            ranges_text(vec![(80, 80), (81, 81), (443, 443)], 65535),
+            ["80-81", "443"]
+        );
+        assert!(ranges_text(vec![(0, 32767), (32768, 65535)], 65535).is_empty());
+    }
+}

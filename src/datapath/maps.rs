@@ -1,0 +1,301 @@
+//! Typed I/O over pinned maps: keys and values are the skeleton's shared
+//! types, converted with crate::skel::{bytes_of, from_bytes}.
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use plain::Plain;
+
+use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX};
+use super::{DatapathError, Result};
+use crate::skel::types::{
+    segfw_ct_key, segfw_ct_value, segfw_meta_key, segfw_meta_value, segfw_policy_key,
+    segfw_policy_value, segfw_rule_stats, segfw_runtime,
+};
+use crate::skel::{bytes_of, from_bytes};
+
+/// Entries per batch syscall.
+const BATCH: usize = 4096;
+
+/// One pinned map, opened by name.
+#[derive(Debug)]
+pub struct PinnedMap {
+    name: String,
+    map: MapHandle,
+}
+
+impl PinnedMap {
+    /// Opens maps/<name> of the instance and checks that its key and value
+    /// sizes are those of this binary's shared header (a pinned map is an ABI).
+    pub fn open<K, V>(pins: &PinDir, name: &str) -> Result<Self> {
+        Self::open_path::<K, V>(&pins.map(name), name)
+    }
+
+    /// Opens a pinned map at any path (e.g. maps/policy, the active set).
+    pub fn open_path<K, V>(path: &Path, name: &str) -> Result<Self> {
+        let map =
+            MapHandle::from_pinned_path(path).map_err(|source| DatapathError::OpenPinned {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let opened = PinnedMap {
+            name: name.to_string(),
+            map,
+        };
+        opened.check_layout(size_of::<K>(), size_of::<V>())?;
+        Ok(opened)
+    }
+
+    fn check_layout(&self, key: usize, value: usize) -> Result<()> {
+        let (k, v) = (self.map.key_size() as usize, self.map.value_size() as usize);
+        if (k, v) == (key, value) {
+            return Ok(());
+        }
+        Err(DatapathError::MapContent {
+            map: self.name.clone(),
+            what: format!(
+                "pinned with key/value sizes {k}/{v} but this segfw expects {key}/{value}; \
+                 run `segfw uninstall` and attach again"
+            ),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn max_entries(&self) -> u32 {
+        self.map.max_entries()
+    }
+
+    /// Bytes of memory the kernel charges for this map, if it says.
+    pub fn memlock(&self) -> Option<u64> {
+        self.map.query_fdinfo().ok()?.memlock
+    }
+
+    /// The kernel's id of this map.
+    pub fn id(&self) -> Option<u32> {
+        self.map.info().ok().map(|info| info.info.id)
+    }
+
+    fn err(&self, op: &'static str) -> impl FnOnce(libbpf_rs::Error) -> DatapathError + '_ {
+        move |source| DatapathError::MapIo {
+            map: self.name.clone(),
+            op,
+            source,
+        }
+    }
+
+    pub fn get<K: Plain, V: Plain + Default>(&self, key: &K) -> Result<Option<V>> {
+        let found = self
+            .map
+            .lookup(bytes_of(key), MapFlags::ANY)
+            .map_err(self.err("look up in"))?;
+        Ok(found.and_then(|bytes| from_bytes(&bytes)))
+    }
+
+    pub fn put<K: Plain, V: Plain>(&self, key: &K, value: &V) -> Result<()> {
+        self.map
+            .update(bytes_of(key), bytes_of(value), MapFlags::ANY)
+            .map_err(self.err("update"))
+    }
+
+    /// Writes all entries: batched where the map type supports it, else one
+    /// update per entry.
+    pub fn put_all<K: Plain, V: Plain>(&self, entries: &[(K, V)]) -> Result<()> {
+        for chunk in entries.chunks(BATCH) {
+            let mut keys = Vec::with_capacity(chunk.len() * size_of::<K>());
+            let mut values = Vec::with_capacity(chunk.len() * size_of::<V>());
+            for (k, v) in chunk {
+                keys.extend_from_slice(bytes_of(k));
+                values.extend_from_slice(bytes_of(v));
+            }
+            let batched = self.map.update_batch(
+                &keys,
+                &values,
+                chunk.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            );
+            if batched.is_err() {
+                for (k, v) in chunk {
+                    self.put(k, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key, raw.
+    fn raw_keys(&self) -> Vec<Vec<u8>> {
+        self.map.keys().collect()
+    }
+
+    /// Every entry. Entries deleted concurrently (conntrack) are skipped.
+    pub fn entries<K: Plain + Default, V: Plain + Default>(&self) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        for raw in self.raw_keys() {
+            let Some(value) = self
+                .map
+                .lookup(&raw, MapFlags::ANY)
+                .map_err(self.err("read"))?
+            else {
+                continue;
+            };
+            if let (Some(k), Some(v)) = (from_bytes(&raw), from_bytes(&value)) {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every entry of a hash map, read in batches: consistent per bucket
+    /// while the datapath keeps inserting and deleting (conntrack).
+    pub fn hash_entries<K: Plain + Default, V: Plain + Default>(&self) -> Result<Vec<(K, V)>> {
+        let batches = self
+            .map
+            .lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
+            .map_err(self.err("read"))?;
+        Ok(batches
+            .filter_map(|(k, v)| Some((from_bytes(&k)?, from_bytes(&v)?)))
+            .collect())
+    }
+
+    /// Number of entries (hash and trie maps).
+    pub fn count(&self) -> usize {
+        self.map.keys().count()
+    }
+
+    /// Deletes every entry; returns how many there were.
+    pub fn clear(&self) -> Result<usize> {
+        let keys = self.raw_keys();
+        for chunk in keys.chunks(BATCH) {
+            let flat: Vec<u8> = chunk.concat();
+            let batched =
+                self.map
+                    .delete_batch(&flat, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY);
+            if batched.is_err() {
+                for key in chunk {
+                    match self.map.delete(key) {
+                        Ok(()) => {}
+                        // Gone already (an LRU eviction, a concurrent delete).
+                        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
+                        Err(e) => return Err(self.err("delete from")(e)),
+                    }
+                }
+            }
+        }
+        Ok(keys.len())
+    }
+
+    /// Per-CPU values of `key`, one per possible CPU.
+    pub fn get_percpu<V: Plain + Default>(&self, key: u32) -> Result<Vec<V>> {
+        let found = self
+            .map
+            .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
+            .map_err(self.err("look up in"))?;
+        Ok(found
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|bytes| from_bytes(bytes))
+            .collect())
+    }
+
+    /// Points slot `index` of this map-of-maps at `inner`: one update, so
+    /// the datapath sees the old inner map or the new one, never a mix.
+    pub fn set_inner(&self, index: u32, inner: &PinnedMap) -> Result<()> {
+        let fd = inner.map.as_fd().as_raw_fd() as u32;
+        self.map
+            .update(&index.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(self.err("update"))
+    }
+
+    /// Pins this map at `path` atomically: pin under a temporary name,
+    /// then rename(2) over `path`, so readers never see it missing.
+    pub fn repin(&mut self, path: &Path) -> Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(REPIN_SUFFIX);
+        let tmp = std::path::PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        self.map.pin(&tmp).map_err(|source| DatapathError::Pin {
+            path: tmp.clone(),
+            source: std::io::Error::other(source),
+        })?;
+        restrict_pin(&tmp)?;
+        std::fs::rename(&tmp, path).map_err(|source| DatapathError::Pin {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// The maps an instance's commands read and write, opened by name.
+#[derive(Debug)]
+pub struct Maps {
+    pub policy: [PinnedMap; 2],
+    pub meta: [PinnedMap; 2],
+    pub policy_outer: PinnedMap,
+    pub runtime: PinnedMap,
+}
+
+pub type TrieEntry = (segfw_policy_key, segfw_policy_value);
+pub type MetaEntry = (segfw_meta_key, segfw_meta_value);
+
+impl Maps {
+    pub fn open(pins: &PinDir) -> Result<Self> {
+        pins.require_installed()?;
+        type PK = segfw_policy_key;
+        type PV = segfw_policy_value;
+        type MK = segfw_meta_key;
+        type MV = segfw_meta_value;
+        Ok(Maps {
+            policy: [
+                PinnedMap::open::<PK, PV>(pins, "policy_a")?,
+                PinnedMap::open::<PK, PV>(pins, "policy_b")?,
+            ],
+            meta: [
+                PinnedMap::open::<MK, MV>(pins, "meta_a")?,
+                PinnedMap::open::<MK, MV>(pins, "meta_b")?,
+            ],
+            policy_outer: PinnedMap::open::<u32, u32>(pins, "policy_outer")?,
+            runtime: PinnedMap::open::<u32, segfw_runtime>(pins, "runtime")?,
+        })
+    }
+
+    pub fn runtime(&self) -> Result<segfw_runtime> {
+        Ok(self.runtime.get(&0u32)?.unwrap_or_default())
+    }
+
+    /// The live set (0 = A, 1 = B), or None before the first apply.
+    pub fn active_set(&self) -> Result<Option<usize>> {
+        let runtime = self.runtime()?;
+        Ok((runtime.generation != 0).then_some(runtime.active_set as usize & 1))
+    }
+
+    /// Trie and meta entries of the live policy (empty before the first apply).
+    pub fn live_policy(&self) -> Result<(Vec<TrieEntry>, Vec<MetaEntry>)> {
+        match self.active_set()? {
+            Some(set) => Ok((self.policy[set].entries()?, self.meta[set].entries()?)),
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+}
+
+/// The conntrack map.
+pub fn open_conntrack(pins: &PinDir) -> Result<PinnedMap> {
+    pins.require_installed()?;
+    PinnedMap::open::<segfw_ct_key, segfw_ct_value>(pins, "conntrack")
+}
+
+/// The per-CPU per-rule counters.
+pub fn open_rule_stats(pins: &PinDir) -> Result<PinnedMap> {
+    pins.require_installed()?;
+    PinnedMap::open::<u32, segfw_rule_stats>(pins, "rule_stats")
+}
+
+/// The per-CPU per-reason counters.
+pub fn open_reason_stats(pins: &PinDir) -> Result<PinnedMap> {
+    pins.require_installed()?;
+    PinnedMap::open::<u32, u64>(pins, "reason_stats")
+}

@@ -1,0 +1,150 @@
+//! The kernel side of segfw as seen from userspace: the pin dir, loading the
+//! skeleton once per pin dir, tcx/tc attachments, typed map I/O, atomic
+//! policy apply, and decoding the live maps back into a readable policy.
+//!
+//! Every function works on one instance, named by its [`pins::PinDir`].
+pub mod apply;
+pub mod attach;
+pub mod conntrack;
+pub mod decode;
+pub mod loader;
+pub mod maps;
+pub mod pins;
+pub mod stats;
+pub mod status;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The two tc hooks a program is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    pub const BOTH: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+
+    /// The name used in pin paths and output: "ingress" or "egress".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Direction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ingress" => Ok(Direction::Ingress),
+            "egress" => Ok(Direction::Egress),
+            other => Err(format!("unknown direction {other:?} (ingress|egress)")),
+        }
+    }
+}
+
+/// Failures of the datapath layer. Messages read "verb object"; the cause
+/// is the error's source, so a chain prints as "verb object: cause".
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error(
+        "{} is not on a bpffs mount; run: mount -t bpf bpf /sys/fs/bpf, or pass --pin-dir under a bpffs mount",
+        .pin_dir.display()
+    )]
+    NotBpffs { pin_dir: PathBuf },
+    #[error("mount bpffs on {}", .path.display())]
+    MountBpffs { path: PathBuf, source: nix::Error },
+    #[error("inspect filesystem of {}", .path.display())]
+    Statfs { path: PathBuf, source: nix::Error },
+    #[error("create pin dir {}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("lock pin dir {}", .path.display())]
+    Lock { path: PathBuf, source: nix::Error },
+    #[error(
+        "lock pin dir {}: another segfw command held it for {secs}s; retry when it finishes",
+        .path.display()
+    )]
+    LockTimeout { path: PathBuf, secs: u64 },
+    #[error(
+        "open segfw instance in {}: not installed; run `segfw attach IFACE` first",
+        .pin_dir.display()
+    )]
+    NotInstalled { pin_dir: PathBuf },
+    #[error("open BPF skeleton")]
+    OpenSkeleton(#[source] libbpf_rs::Error),
+    #[error("set up map {map} before load")]
+    PrepareMap {
+        map: String,
+        source: libbpf_rs::Error,
+    },
+    #[error("load BPF programs and maps (pins in {})", .pin_dir.display())]
+    Load {
+        pin_dir: PathBuf,
+        source: libbpf_rs::Error,
+    },
+    #[error("pin {}", .path.display())]
+    Pin {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("open pinned object {}", .path.display())]
+    OpenPinned {
+        path: PathBuf,
+        source: libbpf_rs::Error,
+    },
+    #[error("remove pin {}", .path.display())]
+    Unpin {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("find interface {name:?}: no such interface in this network namespace")]
+    UnknownInterface { name: String },
+    #[error("attach tcx {dir} on {iface}")]
+    AttachTcx {
+        iface: String,
+        dir: Direction,
+        source: std::io::Error,
+    },
+    #[error("attach tc {dir} on {iface}")]
+    AttachTc {
+        iface: String,
+        dir: Direction,
+        source: libbpf_rs::Error,
+    },
+    #[error("detach {dir} from {iface}")]
+    Detach {
+        iface: String,
+        dir: Direction,
+        source: libbpf_rs::Error,
+    },
+    #[error("{op} map {map}")]
+    MapIo {
+        map: String,
+        op: &'static str,
+        source: libbpf_rs::Error,
+    },
+    #[error("read map {map}: {what}")]
+    MapContent { map: String, what: String },
+    #[error("read pin dir {}", .path.display())]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = DatapathError> = std::result::Result<T, E>;

@@ -1,0 +1,345 @@
+//! The pin dir of one instance: its layout (progs/, maps/, links/), the
+//! bpffs check (and mount), its permissions, and the lock that serializes
+//! mutating commands.
+use std::fs::{self, File, Permissions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{mount, MsFlags};
+use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+
+use super::{DatapathError, Direction, Result};
+
+/// Where bpffs is conventionally mounted; segfw mounts it there if missing.
+pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
+
+/// Every map of bpf/maps.h, pinned under maps/<name>.
+pub const MAP_NAMES: [&str; 12] = [
+    "policy_a",
+    "policy_b",
+    "policy_outer",
+    "meta_a",
+    "meta_b",
+    "runtime",
+    "conntrack",
+    "frags",
+    "rule_stats",
+    "reason_stats",
+    "events",
+    "ratelimit",
+];
+
+/// Second pins of the active policy set, re-pinned at each apply.
+pub const ACTIVE_POLICY_PIN: &str = "policy";
+pub const ACTIVE_META_PIN: &str = "meta";
+/// Suffix of the temporary name a re-pin goes through (bpffs names may
+/// not contain a dot).
+pub const REPIN_SUFFIX: &str = "_next";
+
+/// How long a mutating command waits for another one to finish.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pin dir of one segfw instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinDir {
+    root: PathBuf,
+}
+
+impl PinDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        PinDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn progs_dir(&self) -> PathBuf {
+        self.root.join("progs")
+    }
+
+    pub fn maps_dir(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+
+    pub fn links_dir(&self) -> PathBuf {
+        self.root.join("links")
+    }
+
+    /// progs/ingress or progs/egress.
+    pub fn prog(&self, dir: Direction) -> PathBuf {
+        self.progs_dir().join(dir.as_str())
+    }
+
+    /// maps/<name>.
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps_dir().join(name)
+    }
+
+    /// links/IFACE: the pins of one interface's attachments.
+    pub fn link_dir(&self, iface: &str) -> PathBuf {
+        self.links_dir().join(encode_iface(iface))
+    }
+
+    /// links/IFACE/ingress or links/IFACE/egress.
+    pub fn link(&self, iface: &str, dir: Direction) -> PathBuf {
+        self.link_dir(iface).join(dir.as_str())
+    }
+
+    /// Creates links/IFACE (0700) before a link is pinned there.
+    pub fn create_link_dir(&self, iface: &str) -> Result<()> {
+        create_private_dir(&self.link_dir(iface))
+    }
+
+    /// Removes links/IFACE once it holds no pins.
+    pub fn remove_link_dir_if_empty(&self, iface: &str) {
+        // Fails harmlessly while a pin of the other direction remains.
+        let _ = fs::remove_dir(self.link_dir(iface));
+    }
+
+    /// Both programs are pinned: the instance was loaded.
+    pub fn is_installed(&self) -> bool {
+        Direction::BOTH.iter().all(|d| self.prog(*d).exists())
+    }
+
+    /// Fails with NotInstalled unless both programs are pinned.
+    pub fn require_installed(&self) -> Result<()> {
+        if self.is_installed() {
+            Ok(())
+        } else {
+            Err(DatapathError::NotInstalled {
+                pin_dir: self.root.clone(),
+            })
+        }
+    }
+
+    /// Makes sure the pin dir lives on bpffs, mounting bpffs on /sys/fs/bpf
+    /// when the pin dir is below it and nothing is mounted there yet.
+    pub fn ensure_bpffs(&self) -> Result<()> {
+        if is_on_bpffs(&self.root)? {
+            return Ok(());
+        }
+        let root = Path::new(BPFFS_ROOT);
+        if self.root.starts_with(root) && !is_on_bpffs(root)? {
+            mount_bpffs(root)?;
+            if is_on_bpffs(&self.root)? {
+                return Ok(());
+            }
+        }
+        Err(DatapathError::NotBpffs {
+            pin_dir: self.root.clone(),
+        })
+    }
+
+    /// Creates the pin dir and its subdirectories, owner-only (0700).
+    pub fn create(&self) -> Result<()> {
+        if let Some(name) = self
+            .root
+            .file_name()
+            .filter(|n| n.to_string_lossy().contains('.'))
+        {
+            return Err(DatapathError::CreateDir {
+                path: self.root.clone(),
+                source: std::io::Error::other(format!(
+                    "bpffs reserves names with a dot ({name:?}); choose a --pin-dir without one"
+                )),
+            });
+        }
+        for dir in [
+            self.root.clone(),
+            self.progs_dir(),
+            self.maps_dir(),
+            self.links_dir(),
+        ] {
+            create_private_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the instance lock: flock(2) on the pin dir itself. Waits up to
+    /// LOCK_TIMEOUT for a concurrent command, then fails naming the pin dir.
+    pub fn lock(&self) -> Result<PinLock> {
+        self.lock_with_timeout(LOCK_TIMEOUT)
+    }
+
+    pub fn lock_with_timeout(&self, timeout: Duration) -> Result<PinLock> {
+        let start = Instant::now();
+        loop {
+            let dir = File::open(&self.root).map_err(|source| DatapathError::ReadDir {
+                path: self.root.clone(),
+                source,
+            })?;
+            match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(PinLock { _lock: lock }),
+                Err((_, nix::Error::EWOULDBLOCK)) if start.elapsed() < timeout => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err((_, nix::Error::EWOULDBLOCK)) => {
+                    return Err(DatapathError::LockTimeout {
+                        path: self.root.clone(),
+                        secs: timeout.as_secs(),
+                    })
+                }
+                Err((_, source)) => {
+                    return Err(DatapathError::Lock {
+                        path: self.root.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Every pinned attachment as (interface, direction), sorted.
+    pub fn link_pins(&self) -> Result<Vec<(String, Direction)>> {
+        let mut found = Vec::new();
+        for iface_dir in read_dir_names(&self.links_dir())? {
+            let iface = decode_iface(&iface_dir);
+            for name in read_dir_names(&self.link_dir(&iface))? {
+                if let Ok(dir) = name.parse::<Direction>() {
+                    found.push((iface.clone(), dir));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes the whole pin dir (maps and programs are freed once nothing
+    /// else holds them).
+    pub fn remove_all(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.root) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(DatapathError::Unpin {
+                path: self.root.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+/// bpffs reserves names with a dot, and interface names may have one
+/// (VLANs: "eth0.100"); ':' never appears in an interface name, so it
+/// stands in for '.' reversibly.
+fn encode_iface(iface: &str) -> String {
+    iface.replace('.', ":")
+}
+
+fn decode_iface(encoded: &str) -> String {
+    encoded.replace(':', ".")
+}
+
+/// Names in `dir`, sorted; a missing dir has none.
+fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(DatapathError::ReadDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| DatapathError::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Held while a mutating command runs; released on drop (or process exit).
+#[derive(Debug)]
+pub struct PinLock {
+    _lock: Flock<File>,
+}
+
+/// Restricts a pin to its owner (0600): maps that only segfw writes.
+pub fn restrict_pin(path: &Path) -> Result<()> {
+    fs::set_permissions(path, Permissions::from_mode(0o600)).map_err(|source| DatapathError::Pin {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Removes a pin; a pin that is already gone is fine.
+pub fn remove_pin(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DatapathError::Unpin {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Whether `path`, or its nearest existing ancestor, is on bpffs.
+fn is_on_bpffs(path: &Path) -> Result<bool> {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let fs = statfs(existing).map_err(|source| DatapathError::Statfs {
+        path: existing.to_path_buf(),
+        source,
+    })?;
+    Ok(fs.filesystem_type() == BPF_FS_MAGIC)
+}
+
+fn mount_bpffs(path: &Path) -> Result<()> {
+    mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|source| DatapathError::MountBpffs {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let result = fs::DirBuilder::new().mode(0o700).create(dir);
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DatapathError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+    .and_then(|()| {
+        // umask may have narrowed or the dir may predate us: set it exactly.
+        fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(|source| {
+            DatapathError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_pins_have_no_dots_and_decode_back() {
+        let pins = PinDir::new("/sys/fs/bpf/segfw");
+        let pin = pins.link("eth0.100", Direction::Egress);
+        assert_eq!(pin, Path::new("/sys/fs/bpf/segfw/links/eth0:100/egress"));
+        assert_eq!(decode_iface("eth0:100"), "eth0.100");
+    }
+}

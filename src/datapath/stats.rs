@@ -1,0 +1,162 @@
+//! Per-rule and per-reason counters, summed over CPUs, for `stats`.
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::conntrack::boot_time_ns;
+use super::decode::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
+use super::maps::{open_reason_stats, open_rule_stats, Maps, MetaEntry};
+use super::pins::PinDir;
+use super::Result;
+use crate::skel::types::{segfw_reason, segfw_rule_stats};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCounters {
+    pub id: u32,
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Seconds since the last packet it decided; None if never hit.
+    pub last_hit_s_ago: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReasonCounter {
+    pub reason: String,
+    pub code: u32,
+    pub drop: bool,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Rules with hits (all known rules with `include_unused`), by id.
+    pub rules: Vec<RuleCounters>,
+    /// Reasons with a non-zero count, by code.
+    pub reasons: Vec<ReasonCounter>,
+    pub passed: u64,
+    pub dropped: u64,
+}
+
+/// Reads the counters. Rule ids are those named by either policy set
+/// (the live one and the one before), plus default and failsafe.
+pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
+    let maps = Maps::open(pins)?;
+    let meta: Vec<MetaEntry> = maps
+        .meta
+        .iter()
+        .map(|m| m.entries())
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let live_meta = maps.live_policy()?.1;
+    let mut names = rule_names(&meta);
+    names.extend(rule_names(&live_meta));
+    let ids: BTreeSet<u32> = [RULE_DEFAULT, RULE_FAILSAFE]
+        .into_iter()
+        .chain(names.keys().copied())
+        .collect();
+
+    let rule_stats = open_rule_stats(pins)?;
+    let now = boot_time_ns();
+    let mut rules = Vec::new();
+    for id in ids {
+        let per_cpu: Vec<segfw_rule_stats> = rule_stats.get_percpu(id)?;
+        let packets = per_cpu.iter().map(|s| s.packets).sum();
+        let last_hit = per_cpu.iter().map(|s| s.last_hit_ns).max().unwrap_or(0);
+        if packets == 0 && !include_unused {
+            continue;
+        }
+        rules.push(RuleCounters {
+            id,
+            name: rule_label(id, &names),
+            packets,
+            bytes: per_cpu.iter().map(|s| s.bytes).sum(),
+            last_hit_s_ago: (last_hit != 0).then(|| now.saturating_sub(last_hit) / 1_000_000_000),
+        });
+    }
+
+    let reasons = reason_counters(pins)?;
+    let sum = |drop: bool| {
+        reasons
+            .iter()
+            .filter(|r| r.drop == drop)
+            .map(|r| r.packets)
+            .sum()
+    };
+    Ok(Stats {
+        passed: sum(false),
+        dropped: sum(true),
+        rules,
+        reasons,
+    })
+}
+
+fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
+    let map = open_reason_stats(pins)?;
+    let mut out = Vec::new();
+    for code in 0..segfw_reason::SEGFW_REASON_MAX.0 {
+        let packets: u64 = map.get_percpu::<u64>(code)?.iter().sum();
+        if packets == 0 {
+            continue;
+        }
+        out.push(ReasonCounter {
+            reason: reason_name(code),
+            code,
+            drop: code >= segfw_reason::SEGFW_REASON_FIRST_DROP.0,
+            packets,
+        });
+    }
+    Ok(out)
+}
+
+/// "drop_policy" for SEGFW_DROP_POLICY, and so on; unknown codes by number.
+pub fn reason_name(code: u32) -> String {
+    let name = match segfw_reason(code) {
+        segfw_reason::SEGFW_REASON_NONE => "none",
+        segfw_reason::SEGFW_PASS_ALLOWED => "pass_allowed",
+        segfw_reason::SEGFW_PASS_ESTABLISHED => "pass_established",
+        segfw_reason::SEGFW_PASS_RELATED => "pass_related",
+        segfw_reason::SEGFW_PASS_NON_IP => "pass_non_ip",
+        segfw_reason::SEGFW_PASS_ND => "pass_nd",
+        segfw_reason::SEGFW_PASS_FAILSAFE => "pass_failsafe",
+        segfw_reason::SEGFW_PASS_AUDIT => "pass_audit",
+        segfw_reason::SEGFW_PASS_NO_POLICY => "pass_no_policy",
+        segfw_reason::SEGFW_DROP_POLICY => "drop_policy",
+        segfw_reason::SEGFW_DROP_DEFAULT => "drop_default",
+        segfw_reason::SEGFW_DROP_REVOKED => "drop_revoked",
+        segfw_reason::SEGFW_DROP_TRUNCATED => "drop_truncated",
+        segfw_reason::SEGFW_DROP_BAD_IPV4 => "drop_bad_ipv4",
+        segfw_reason::SEGFW_DROP_BAD_IPV6 => "drop_bad_ipv6",
+        segfw_reason::SEGFW_DROP_EXT_HDR_LIMIT => "drop_ext_hdr_limit",
+        segfw_reason::SEGFW_DROP_NO_NEXT_HDR => "drop_no_next_hdr",
+        segfw_reason::SEGFW_DROP_VLAN_DEPTH => "drop_vlan_depth",
+        segfw_reason::SEGFW_DROP_L4_TRUNCATED => "drop_l4_truncated",
+        segfw_reason::SEGFW_DROP_TCP_FLAGS => "drop_tcp_flags",
+        segfw_reason::SEGFW_DROP_TCP_DOFF => "drop_tcp_doff",
+        segfw_reason::SEGFW_DROP_FRAG_ORPHAN => "drop_frag_orphan",
+        segfw_reason::SEGFW_DROP_FRAG_TINY => "drop_frag_tiny",
+        segfw_reason::SEGFW_DROP_ICMP_NO_FLOW => "drop_icmp_no_flow",
+        segfw_reason::SEGFW_DROP_ICMP_INNER => "drop_icmp_inner",
+        segfw_reason::SEGFW_DROP_CT_FULL => "drop_ct_full",
+        _ => return format!("reason_{code}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_names_follow_the_header() {
+        assert_eq!(
+            reason_name(segfw_reason::SEGFW_DROP_POLICY.0),
+            "drop_policy"
+        );
+        assert_eq!(
+            reason_name(segfw_reason::SEGFW_PASS_ESTABLISHED.0),
+            "pass_established"
+        );
+        assert_eq!(reason_name(60), "reason_60");
+    }
+}
