@@ -17,7 +17,11 @@ pub mod uninstall;
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/segfw";
 
 #[derive(Debug, Parser)]
-#[command(name = "segfw", version, about = "Microsegmentation firewall on eBPF tcx")]
+#[command(
+    name = "segfw",
+    version,
+    about = "Microsegmentation firewall on eBPF tcx"
+)]
 pub struct Cli {
     /// bpffs directory of this segfw instance (maps, programs, links).
     #[arg(long, global = true, env = "SEGFW_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
