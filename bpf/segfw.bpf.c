@@ -1,20 +1,326 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* segfw.bpf.c: tcx entry points (stub until the datapath lands). */
+/* segfw.bpf.c: the tcx entry points. Each packet runs the pipeline
+ * parse -> conntrack -> policy -> verdict -> counters/event. */
 #include "maps.h"
+#include "parse.h"
+#include "conntrack.h"
+#include "policy.h"
+#include "events.h"
+
+/* tcx and legacy tc share these codes: TCX_NEXT/TC_ACT_UNSPEC lets the
+ * next program (or the stack) have the packet; TCX_DROP/TC_ACT_SHOT. */
+#define SEGFW_RET_PASS -1
+#define SEGFW_RET_DROP 2
 
 /* Anchors so that every shared type reaches BTF and the Rust skeleton. */
 struct segfw_btf_anchor _segfw_btf_anchor __attribute__((unused));
 
+struct verdict {
+	__u32 rule_id;
+	__u8 reason;
+	__u8 ct_hit;
+	__u8 has_rule; /* the packet is accounted to rule_id */
+};
+
+static __always_inline int is_explain(const struct __sk_buff *skb)
+{
+	return skb->cb[0] == SEGFW_EXPLAIN_MAGIC0 && skb->cb[1] == SEGFW_EXPLAIN_MAGIC1;
+}
+
+/* Ends the pipeline: counts (or, for explain, reports through cb) and
+ * turns the reason into the return code. */
+static __always_inline int finish(struct __sk_buff *skb, int explain, struct verdict v)
+{
+	int pass = v.reason < SEGFW_REASON_FIRST_DROP;
+
+	if (explain) {
+		skb->cb[2] = pass | (v.reason << 8);
+		skb->cb[3] = v.has_rule ? v.rule_id : 0xffffffff;
+		skb->cb[4] = v.ct_hit;
+	} else {
+		count_reason(v.reason);
+		if (v.has_rule)
+			count_rule(v.rule_id, skb->len, bpf_ktime_get_boot_ns());
+	}
+	return pass ? SEGFW_RET_PASS : SEGFW_RET_DROP;
+}
+
+static __always_inline int verdict_only(struct __sk_buff *skb, int explain, __u8 reason)
+{
+	struct verdict v = { .reason = reason };
+
+	return finish(skb, explain, v);
+}
+
+static __always_inline void frag_key_of(const struct packet *pkt, struct segfw_frag_key *key)
+{
+	__builtin_memcpy(key->src, pkt->src, 16);
+	__builtin_memcpy(key->dst, pkt->dst, 16);
+	key->id = pkt->frag_id;
+	key->proto = pkt->proto;
+	key->reserved[0] = key->reserved[1] = key->reserved[2] = 0;
+}
+
+/* A first fragment leaves its L4 fields for the fragments after it. */
+static __always_inline void frag_remember(const struct packet *pkt, __u64 now)
+{
+	struct segfw_frag_key key;
+	struct segfw_frag_value val = {
+		.sport = pkt->sport,
+		.dport = pkt->dport,
+		.policy_port = pkt->policy_port,
+		.icmp_type = pkt->icmp_type,
+		.seen_ns = now,
+	};
+
+	frag_key_of(pkt, &key);
+	bpf_map_update_elem(&frags, &key, &val, BPF_ANY);
+}
+
+/* A later fragment takes its L4 fields from its first fragment. */
+static __always_inline int frag_recall(struct packet *pkt)
+{
+	struct segfw_frag_key key;
+	struct segfw_frag_value *val;
+
+	frag_key_of(pkt, &key);
+	val = bpf_map_lookup_elem(&frags, &key);
+	if (!val)
+		return SEGFW_DROP_FRAG_ORPHAN;
+	pkt->sport = val->sport;
+	pkt->dport = val->dport;
+	pkt->policy_port = val->policy_port;
+	pkt->icmp_type = val->icmp_type;
+	return SEGFW_REASON_NONE;
+}
+
+/* The tracked flow's original direction, for re-checking it. */
+static __always_inline void flow_of_entry(const struct packet *pkt,
+					  const struct segfw_ct_value *ct, int from_orig,
+					  struct flow *f)
+{
+	if (from_orig) {
+		__builtin_memcpy(f->src, pkt->src, 16);
+		__builtin_memcpy(f->dst, pkt->dst, 16);
+	} else {
+		__builtin_memcpy(f->src, pkt->dst, 16);
+		__builtin_memcpy(f->dst, pkt->src, 16);
+	}
+	f->port = ct->policy_port;
+	f->proto = pkt->proto;
+	f->direction = ct->flags & SEGFW_CT_ORIG_INGRESS ? SEGFW_DIR_INGRESS : SEGFW_DIR_EGRESS;
+}
+
+static __always_inline void flow_of_packet(const struct packet *pkt, __u8 dir, struct flow *f)
+{
+	__builtin_memcpy(f->src, pkt->src, 16);
+	__builtin_memcpy(f->dst, pkt->dst, 16);
+	f->port = pkt->policy_port;
+	f->proto = pkt->proto;
+	f->direction = dir;
+}
+
+static __always_inline void ct_insert(const struct segfw_ct_key *key, const struct packet *pkt,
+				      const struct decision *d, const struct segfw_runtime *rt,
+				      int src_is_lo, __u8 dir, __u64 now, int *failed)
+{
+	struct segfw_ct_value val = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.rule_id = d->rule_id,
+		.generation = rt->generation,
+		.policy_port = pkt->policy_port,
+		.state = ct_initial_state(pkt),
+	};
+
+	val.flags = (src_is_lo ? SEGFW_CT_ORIG_IS_LO : 0) |
+		    (dir == SEGFW_DIR_INGRESS ? SEGFW_CT_ORIG_INGRESS : 0) |
+		    (d->audited ? SEGFW_CT_AUDITED : 0);
+	*failed = bpf_map_update_elem(&conntrack, key, &val, BPF_ANY) != 0;
+}
+
+/* A tracked flow whose policy changed is decided again, as its first
+ * packet was: revocation reaches established sessions. */
+static __always_inline int ct_recheck(struct __sk_buff *skb, const struct packet *pkt,
+				      struct segfw_ct_value *ct, const struct segfw_ct_key *key,
+				      int from_orig, const struct segfw_runtime *rt, __u64 now,
+				      __u8 dir, int explain, struct verdict *v)
+{
+	void *trie = policy_trie();
+	struct decision d = {};
+	struct flow f;
+
+	flow_of_entry(pkt, ct, from_orig, &f);
+	if (!trie || !decide(trie, &f, &d))
+		return 1; /* no policy: nothing to revoke against */
+	if (d.action == SEGFW_ACTION_DENY) {
+		v->rule_id = d.rule_id;
+		v->reason = SEGFW_DROP_REVOKED;
+		v->has_rule = 1;
+		if (!explain) {
+			bpf_map_delete_elem(&conntrack, key);
+			emit_event(skb, pkt, rt, now, SEGFW_EVENT_DENY, dir, d.rule_id,
+				   SEGFW_DROP_REVOKED, SEGFW_ACTION_DENY);
+		}
+		return 0;
+	}
+	if (!explain) {
+		ct->generation = rt->generation;
+		ct->rule_id = d.rule_id;
+		if (d.audited)
+			ct->flags |= SEGFW_CT_AUDITED;
+		else
+			ct->flags &= ~SEGFW_CT_AUDITED;
+	}
+	return 1;
+}
+
+static __always_inline int new_flow(struct __sk_buff *skb, const struct packet *pkt,
+				    const struct segfw_ct_key *key, int src_is_lo, int may_track,
+				    const struct segfw_runtime *rt, __u64 now, __u8 dir, int explain)
+{
+	void *trie = policy_trie();
+	struct verdict v = {};
+	struct decision d = {};
+	struct flow f;
+	int failed = 0;
+
+	flow_of_packet(pkt, dir, &f);
+	if (!trie || !decide(trie, &f, &d))
+		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
+
+	v.rule_id = d.rule_id;
+	v.has_rule = 1;
+	v.reason = d.reason;
+	if (d.action == SEGFW_ACTION_DENY) {
+		if (!explain)
+			emit_event(skb, pkt, rt, now, SEGFW_EVENT_DENY, dir, d.rule_id, d.reason,
+				   SEGFW_ACTION_DENY);
+		return finish(skb, explain, v);
+	}
+	if (d.audited)
+		v.reason = SEGFW_PASS_AUDIT;
+	if (explain)
+		return finish(skb, explain, v);
+
+	if (d.audited)
+		emit_event(skb, pkt, rt, now, SEGFW_EVENT_AUDIT, dir, d.rule_id, d.reason,
+			   SEGFW_ACTION_ALLOW);
+	else if (d.flags & SEGFW_FLAG_LOG)
+		emit_event(skb, pkt, rt, now, SEGFW_EVENT_LOG, dir, d.rule_id, d.reason,
+			   SEGFW_ACTION_ALLOW);
+
+	/* a RST or a later fragment opens nothing; it is just passed */
+	if (may_track && !(pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & TCPF_RST))) {
+		ct_insert(key, pkt, &d, rt, src_is_lo, dir, now, &failed);
+		if (failed) {
+			v.reason = SEGFW_DROP_CT_FULL;
+			return finish(skb, explain, v);
+		}
+	}
+	return finish(skb, explain, v);
+}
+
+/* ICMP errors pass only for a flow conntrack knows. */
+static __always_inline int related(struct __sk_buff *skb, const struct packet *pkt,
+				   const struct segfw_runtime *rt, __u64 now, int explain)
+{
+	struct segfw_ct_key key;
+	struct segfw_ct_value *ct;
+	struct verdict v = { .reason = SEGFW_DROP_ICMP_NO_FLOW };
+
+	ct_key_of(pkt, &key);
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	if (ct && !ct_expired(ct, pkt->proto, rt, now)) {
+		v.reason = SEGFW_PASS_RELATED;
+		v.rule_id = ct->rule_id;
+		v.has_rule = 1;
+		v.ct_hit = 1;
+	}
+	return finish(skb, explain, v);
+}
+
+static __always_inline int process(struct __sk_buff *skb, __u8 dir)
+{
+	int explain = is_explain(skb);
+	struct packet pkt = {};
+	struct segfw_runtime *rt;
+	struct segfw_ct_key key;
+	struct segfw_ct_value *ct;
+	__u16 eth_proto = 0;
+	__u32 zero = 0;
+	int reason, src_is_lo, from_orig;
+	__u64 now;
+
+	pull_headers(skb);
+	reason = parse_l2(skb, &pkt, &eth_proto);
+	if (reason)
+		return verdict_only(skb, explain, reason);
+	if (eth_proto == ETH_P_IP)
+		reason = parse_ipv4(skb, &pkt);
+	else if (eth_proto == ETH_P_IPV6)
+		reason = parse_ipv6(skb, &pkt);
+	else
+		return verdict_only(skb, explain, SEGFW_PASS_NON_IP);
+	if (reason)
+		return verdict_only(skb, explain, reason);
+
+	now = bpf_ktime_get_boot_ns();
+	if (pkt.frag == FRAG_LATER) {
+		reason = frag_recall(&pkt);
+	} else {
+		reason = parse_l4(skb, &pkt);
+		if (!reason && pkt.frag == FRAG_FIRST && !explain)
+			frag_remember(&pkt, now);
+	}
+	if (reason)
+		return verdict_only(skb, explain, reason);
+	if (pkt.is_nd)
+		return verdict_only(skb, explain, SEGFW_PASS_ND);
+
+	rt = bpf_map_lookup_elem(&runtime, &zero);
+	if (!rt)
+		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
+	if (pkt.is_icmp_error)
+		return related(skb, &pkt, rt, now, explain);
+
+	src_is_lo = ct_key_of(&pkt, &key);
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	if (!ct || ct_expired(ct, pkt.proto, rt, now))
+		return new_flow(skb, &pkt, &key, src_is_lo, pkt.frag != FRAG_LATER, rt, now,
+				dir, explain);
+
+	from_orig = src_is_lo == !!(ct->flags & SEGFW_CT_ORIG_IS_LO);
+	if (is_reverse_request(&pkt, from_orig))
+		return new_flow(skb, &pkt, &key, src_is_lo, 0, rt, now, dir, explain);
+
+	struct verdict v = { .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
+
+	if (ct->generation != rt->generation &&
+	    !ct_recheck(skb, &pkt, ct, &key, from_orig, rt, now, dir, explain, &v)) {
+		v.ct_hit = 1;
+		return finish(skb, explain, v);
+	}
+	if (!explain) {
+		if (pkt.proto == IPPROTO_TCP)
+			ct_track_tcp(ct, &pkt, from_orig, src_is_lo);
+		ct->last_seen_ns = now;
+	}
+	v.rule_id = ct->rule_id;
+	v.has_rule = 1;
+	return finish(skb, explain, v);
+}
+
 SEC("tcx/ingress")
 int segfw_ingress(struct __sk_buff *skb)
 {
-	return -1;
+	return process(skb, SEGFW_DIR_INGRESS);
 }
 
 SEC("tcx/egress")
 int segfw_egress(struct __sk_buff *skb)
 {
-	return -1;
+	return process(skb, SEGFW_DIR_EGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -184,7 +184,9 @@ struct segfw_frag_key {
 struct segfw_frag_value {
 	__be16 sport;
 	__be16 dport;
-	__u32 reserved;
+	__be16 policy_port; /* dport, or bpf_htons(ICMP type) */
+	__u8 icmp_type;
+	__u8 reserved;
 	__u64 seen_ns;
 };
 

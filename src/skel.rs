@@ -40,3 +40,9 @@ pub fn from_bytes<T: plain::Plain + Default>(bytes: &[u8]) -> Option<T> {
     plain::copy_from_bytes(&mut value, bytes).ok()?;
     Some(value)
 }
+
+/// The empty tcx program: the floor that benchmarks compare against.
+pub mod empty {
+    #![allow(clippy::all, missing_docs, non_camel_case_types, non_snake_case)]
+    include!(concat!(env!("OUT_DIR"), "/empty.skel.rs"));
+}

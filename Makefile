@@ -1,0 +1,33 @@
+# segfw: `make demo` shows it working, `make test` runs every test.
+CARGO ?= cargo
+SEGFW := target/release/segfw
+
+.PHONY: all deps build test lint demo bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --locked
+
+# Installs what is missing, then: formatting, lints, unit + property tests,
+# BPF_PROG_TEST_RUN tests and namespace tests with real traffic (needs root).
+test: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+demo: build
+	./scripts/demo.sh $(SEGFW)
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	$(CARGO) clean

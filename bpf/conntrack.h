@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* conntrack.h: normalized flow keys, the TCP state machine, timeouts. */
+#ifndef SEGFW_CONNTRACK_H
+#define SEGFW_CONNTRACK_H
+
+#include "maps.h"
+#include "parse.h"
+
+#define NS_PER_SEC 1000000000ULL
+/* Short-lived TCP states, capped by the configured TCP timeout. */
+#define CT_SYN_TIMEOUT_S 60
+#define CT_FIN_TIMEOUT_S 120
+#define CT_CLOSED_TIMEOUT_S 10
+
+/* -1, 0, 1 as (a, ap) sorts before, equal to, after (b, bp). Any total
+ * order works: userspace reads the originator from SEGFW_CT_ORIG_IS_LO. */
+static __always_inline int endpoint_cmp(const __u8 *a, __be16 ap, const __u8 *b, __be16 bp)
+{
+	const __u32 *x = (const __u32 *)a;
+	const __u32 *y = (const __u32 *)b;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		if (x[i] != y[i])
+			return x[i] < y[i] ? -1 : 1;
+	}
+	if (ap != bp)
+		return ap < bp ? -1 : 1;
+	return 0;
+}
+
+/* Builds the direction-free key; returns 1 if the packet's source is lo. */
+static __always_inline int ct_key_of(const struct packet *pkt, struct segfw_ct_key *key)
+{
+	int src_is_lo = endpoint_cmp(pkt->src, pkt->sport, pkt->dst, pkt->dport) <= 0;
+
+	if (src_is_lo) {
+		__builtin_memcpy(key->lo_addr, pkt->src, 16);
+		__builtin_memcpy(key->hi_addr, pkt->dst, 16);
+		key->lo_port = pkt->sport;
+		key->hi_port = pkt->dport;
+	} else {
+		__builtin_memcpy(key->lo_addr, pkt->dst, 16);
+		__builtin_memcpy(key->hi_addr, pkt->src, 16);
+		key->lo_port = pkt->dport;
+		key->hi_port = pkt->sport;
+	}
+	key->proto = pkt->proto;
+	key->reserved[0] = key->reserved[1] = key->reserved[2] = 0;
+	return src_is_lo;
+}
+
+static __always_inline __u64 ct_timeout_ns(const struct segfw_ct_value *ct, __u8 proto,
+					   const struct segfw_runtime *rt)
+{
+	__u32 s;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+		s = rt->tcp_timeout_s;
+		if (ct->state == SEGFW_CT_SYN_SENT || ct->state == SEGFW_CT_SYN_RECV)
+			s = s < CT_SYN_TIMEOUT_S ? s : CT_SYN_TIMEOUT_S;
+		else if (ct->state == SEGFW_CT_FIN_WAIT || ct->state == SEGFW_CT_CLOSING)
+			s = s < CT_FIN_TIMEOUT_S ? s : CT_FIN_TIMEOUT_S;
+		else if (ct->state == SEGFW_CT_CLOSED)
+			s = s < CT_CLOSED_TIMEOUT_S ? s : CT_CLOSED_TIMEOUT_S;
+		break;
+	case IPPROTO_UDP:
+		s = rt->udp_timeout_s;
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		s = rt->icmp_timeout_s;
+		break;
+	default:
+		s = rt->other_timeout_s;
+	}
+	return (__u64)s * NS_PER_SEC;
+}
+
+static __always_inline int ct_expired(const struct segfw_ct_value *ct, __u8 proto,
+				      const struct segfw_runtime *rt, __u64 now)
+{
+	return now - ct->last_seen_ns > ct_timeout_ns(ct, proto, rt);
+}
+
+/* The state a new TCP flow starts in: a SYN opens; anything else that
+ * policy allows is picked up mid-stream (after eviction or a restart). */
+static __always_inline __u8 ct_initial_state(const struct packet *pkt)
+{
+	if (pkt->proto != IPPROTO_TCP)
+		return SEGFW_CT_OPEN;
+	if ((pkt->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+		return SEGFW_CT_SYN_SENT;
+	return SEGFW_CT_ESTABLISHED;
+}
+
+/* Advances the TCP state for a packet of a tracked flow, in place. */
+static __always_inline void ct_track_tcp(struct segfw_ct_value *ct, const struct packet *pkt,
+					 int from_orig, int src_is_lo)
+{
+	__u8 f = pkt->tcp_flags;
+
+	if (f & TCPF_RST) {
+		ct->state = SEGFW_CT_CLOSED;
+		return;
+	}
+	if ((f & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN && from_orig &&
+	    (ct->state == SEGFW_CT_CLOSED || ct->state == SEGFW_CT_CLOSING)) {
+		/* port reuse after close: a fresh handshake */
+		ct->state = SEGFW_CT_SYN_SENT;
+		ct->flags &= ~(SEGFW_CT_FIN_LO | SEGFW_CT_FIN_HI);
+		return;
+	}
+	if (f & TCPF_FIN) {
+		ct->flags |= src_is_lo ? SEGFW_CT_FIN_LO : SEGFW_CT_FIN_HI;
+		if ((ct->flags & (SEGFW_CT_FIN_LO | SEGFW_CT_FIN_HI)) ==
+		    (SEGFW_CT_FIN_LO | SEGFW_CT_FIN_HI))
+			ct->state = SEGFW_CT_CLOSING;
+		else
+			ct->state = SEGFW_CT_FIN_WAIT;
+		return;
+	}
+	if (ct->state == SEGFW_CT_SYN_SENT && !from_orig &&
+	    (f & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
+		ct->state = SEGFW_CT_SYN_RECV;
+	else if (ct->state == SEGFW_CT_SYN_RECV && from_orig && (f & TCPF_ACK))
+		ct->state = SEGFW_CT_ESTABLISHED;
+}
+
+/* An echo request from the responder's side is a new flow of its own: it
+ * must not ride the entry of a flow the other side opened. */
+static __always_inline int is_reverse_request(const struct packet *pkt, int from_orig)
+{
+	if (from_orig || pkt->is_icmp_error)
+		return 0;
+	if (pkt->proto == IPPROTO_ICMP)
+		return pkt->icmp_type == ICMP_ECHO;
+	if (pkt->proto == IPPROTO_ICMPV6)
+		return pkt->icmp_type == ICMPV6_ECHO_REQUEST;
+	return 0;
+}
+
+#endif /* SEGFW_CONNTRACK_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* events.h: verdict events to the ring buffer, rate-limited per CPU, and
+ * the per-rule and per-reason counters. */
+#ifndef SEGFW_EVENTS_H
+#define SEGFW_EVENTS_H
+
+#include "maps.h"
+#include "parse.h"
+
+/* Spends one event from this CPU's budget for the current second;
+ * what the budget refuses is counted as suppressed, not lost silently. */
+static __always_inline int event_budget_ok(const struct segfw_runtime *rt, __u64 now)
+{
+	__u32 zero = 0;
+	struct segfw_ratelimit *rl = bpf_map_lookup_elem(&ratelimit, &zero);
+
+	if (!rl)
+		return 0;
+	if (now - rl->window_start_ns >= 1000000000ULL) {
+		rl->window_start_ns = now;
+		rl->sent = 0;
+	}
+	if (rt->events_per_sec && rl->sent >= rt->events_per_sec) {
+		rl->suppressed++;
+		return 0;
+	}
+	rl->sent++;
+	return 1;
+}
+
+static __always_inline void count_suppressed(void)
+{
+	__u32 zero = 0;
+	struct segfw_ratelimit *rl = bpf_map_lookup_elem(&ratelimit, &zero);
+
+	if (rl)
+		rl->suppressed++;
+}
+
+static __always_inline void emit_event(struct __sk_buff *skb, const struct packet *pkt,
+				       const struct segfw_runtime *rt, __u64 now, __u8 kind,
+				       __u8 direction, __u32 rule_id, __u8 reason, __u8 verdict)
+{
+	struct segfw_event *ev;
+
+	if (!event_budget_ok(rt, now))
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_suppressed();
+		return;
+	}
+	ev->ts_ns = now;
+	__builtin_memcpy(ev->src, pkt->src, 16);
+	__builtin_memcpy(ev->dst, pkt->dst, 16);
+	ev->sport = pkt->sport;
+	ev->dport = pkt->dport;
+	ev->ifindex = skb->ifindex;
+	ev->rule_id = rule_id;
+	ev->proto = pkt->proto;
+	ev->kind = kind;
+	ev->direction = direction;
+	ev->reason = reason;
+	ev->verdict = verdict;
+	__builtin_memset(ev->reserved, 0, sizeof(ev->reserved));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void count_reason(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&reason_stats, &reason);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void count_rule(__u32 rule_id, __u32 bytes, __u64 now)
+{
+	struct segfw_rule_stats *s = bpf_map_lookup_elem(&rule_stats, &rule_id);
+
+	if (!s)
+		return;
+	s->packets++;
+	s->bytes += bytes;
+	s->last_hit_ns = now;
+}
+
+#endif /* SEGFW_EVENTS_H */

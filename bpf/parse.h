@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* parse.h: Ethernet/VLAN, IPv4 (options, fragments), IPv6 (extension
+ * headers), TCP/UDP/SCTP/ICMP/ICMPv6 into a struct packet, bounds-checked. */
+#ifndef SEGFW_PARSE_H
+#define SEGFW_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "segfw_shared.h"
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_NONE_ 59
+#define IPPROTO_DSTOPTS_ 60
+#define IPPROTO_MH_ 135
+#define IPPROTO_SCTP_ 132
+#define IP_MF_ 0x2000
+#define IP_OFFSET_ 0x1fff
+/* Linear bytes wanted before parsing: every header we read lives in here. */
+#define SEGFW_PULL_LEN 256
+
+/* ICMP and ICMPv6 share this layout; linux/icmp.h drags in libc. */
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be16 echo_id;
+	__be16 echo_seq;
+};
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMPROB 4
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+struct ipv6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset << 3 | M */
+	__be32 id;
+};
+
+struct sctp_common {
+	__be16 sport;
+	__be16 dport;
+	__be32 vtag;
+	__be32 checksum;
+};
+
+enum frag_kind {
+	FRAG_NONE = 0,
+	FRAG_FIRST = 1, /* offset 0 with more fragments: carries the L4 header */
+	FRAG_LATER = 2, /* offset > 0: no L4 header */
+};
+
+/* One parsed packet. Addresses are IPv6, IPv4 as IPv4-mapped (RFC 4291). */
+struct packet {
+	__u8 src[16];
+	__u8 dst[16];
+	__be16 sport;       /* ICMP echo: the echo id, as is dport */
+	__be16 dport;
+	__be16 policy_port; /* what rules match: dport, or bpf_htons(ICMP type) */
+	__u8 proto;
+	__u8 tcp_flags;     /* FIN..CWR byte of the TCP header */
+	__u8 icmp_type;
+	__u8 frag;          /* enum frag_kind */
+	__u8 is_icmp_error; /* inner tuple (swapped) is in src/dst/ports */
+	__u8 is_nd;
+	__u32 frag_id;
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 l3_len;       /* IP header + payload, from the IP header */
+};
+
+static __always_inline void map_v4(__u8 *out, __be32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+static __always_inline int icmp_is_error(__u8 type)
+{
+	return type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH ||
+	       type == ICMP_REDIRECT || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETERPROB;
+}
+
+static __always_inline int icmp6_is_error(__u8 type)
+{
+	return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMPROB;
+}
+
+static __always_inline int icmp6_is_nd(__u8 type)
+{
+	/* router/neighbor solicitation/advertisement and redirect (133-137) */
+	return type >= 133 && type <= 137;
+}
+
+/* Bits of the TCP flag byte: FIN SYN RST PSH ACK URG ECE CWR. */
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_PSH 0x08
+#define TCPF_ACK 0x10
+#define TCPF_URG 0x20
+#define TCPF_ECE 0x40
+#define TCPF_CWR 0x80
+
+/* The kernel's tcp_valid_flags table (nf_conntrack_proto_tcp.c): after
+ * masking PSH, ECE and CWR, only these combinations are valid. */
+static __always_inline int tcp_flags_valid(__u8 flags)
+{
+	__u8 f = flags & (TCPF_FIN | TCPF_SYN | TCPF_RST | TCPF_ACK | TCPF_URG);
+
+	switch (f) {
+	case TCPF_SYN:
+	case TCPF_SYN | TCPF_URG:
+	case TCPF_SYN | TCPF_ACK:
+	case TCPF_RST:
+	case TCPF_RST | TCPF_ACK:
+	case TCPF_FIN | TCPF_ACK:
+	case TCPF_FIN | TCPF_ACK | TCPF_URG:
+	case TCPF_ACK:
+	case TCPF_ACK | TCPF_URG:
+		return 1;
+	}
+	return 0;
+}
+
+/* Ports of an ICMP error's inner header: the flow it is about, as the
+ * peer that sent the original packet saw it. */
+static __always_inline int parse_inner_ports(void *l4, void *data_end, __u8 proto,
+					     struct packet *pkt)
+{
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP_) {
+		__be16 *ports = l4;
+
+		if ((void *)(ports + 2) > data_end)
+			return SEGFW_DROP_ICMP_INNER;
+		/* the inner packet went the other way: swap to our direction */
+		pkt->sport = ports[1];
+		pkt->dport = ports[0];
+	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		struct icmp_hdr *icmp = l4;
+
+		if ((void *)(icmp + 1) > data_end)
+			return SEGFW_DROP_ICMP_INNER;
+		pkt->sport = icmp->echo_id;
+		pkt->dport = icmp->echo_id;
+	}
+	pkt->proto = proto;
+	return SEGFW_REASON_NONE;
+}
+
+/* ICMPv4 error: the tuple of the packet it quotes, swapped into this
+ * packet's direction, so the conntrack lookup finds the flow. */
+static __always_inline int parse_icmp4_inner(void *inner, void *data_end, struct packet *pkt)
+{
+	struct iphdr *iph = inner;
+
+	if ((void *)(iph + 1) > data_end)
+		return SEGFW_DROP_ICMP_INNER;
+	if (iph->version != 4 || iph->ihl < 5)
+		return SEGFW_DROP_ICMP_INNER;
+	map_v4(pkt->src, iph->daddr);
+	map_v4(pkt->dst, iph->saddr);
+	pkt->is_icmp_error = 1;
+	return parse_inner_ports(inner + iph->ihl * 4, data_end, iph->protocol, pkt);
+}
+
+static __always_inline int parse_icmp6_inner(void *inner, void *data_end, struct packet *pkt)
+{
+	struct ipv6hdr *ip6 = inner;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return SEGFW_DROP_ICMP_INNER;
+	if (ip6->version != 6)
+		return SEGFW_DROP_ICMP_INNER;
+	__builtin_memcpy(pkt->src, &ip6->daddr, 16);
+	__builtin_memcpy(pkt->dst, &ip6->saddr, 16);
+	pkt->is_icmp_error = 1;
+	return parse_inner_ports(ip6 + 1, data_end, ip6->nexthdr, pkt);
+}
+
+/* L4 header at l4_off: ports, TCP flags, ICMP type. */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	void *l4 = data + pkt->l4_off;
+	void *l3_end = data + pkt->l3_off + pkt->l3_len;
+	/* a first fragment must hold the whole L4 header (RFC 1858) */
+	int short_reason = pkt->frag == FRAG_FIRST ? SEGFW_DROP_FRAG_TINY : SEGFW_DROP_L4_TRUNCATED;
+
+	if (pkt->l4_off > 0xffff)
+		return SEGFW_DROP_L4_TRUNCATED;
+
+	switch (pkt->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *tcp = l4;
+		__u32 doff;
+
+		if ((void *)(tcp + 1) > data_end || (void *)(tcp + 1) > l3_end)
+			return short_reason;
+		doff = tcp->doff * 4;
+		if (doff < sizeof(*tcp) || l4 + doff > l3_end)
+			return SEGFW_DROP_TCP_DOFF;
+		pkt->tcp_flags = ((__u8 *)tcp)[13];
+		if (!tcp_flags_valid(pkt->tcp_flags))
+			return SEGFW_DROP_TCP_FLAGS;
+		pkt->sport = tcp->source;
+		pkt->dport = tcp->dest;
+		pkt->policy_port = tcp->dest;
+		return SEGFW_REASON_NONE;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > l3_end)
+			return short_reason;
+		pkt->sport = udp->source;
+		pkt->dport = udp->dest;
+		pkt->policy_port = udp->dest;
+		return SEGFW_REASON_NONE;
+	}
+	case IPPROTO_SCTP_: {
+		struct sctp_common *sctp = l4;
+
+		if ((void *)(sctp + 1) > data_end || (void *)(sctp + 1) > l3_end)
+			return short_reason;
+		pkt->sport = sctp->sport;
+		pkt->dport = sctp->dport;
+		pkt->policy_port = sctp->dport;
+		return SEGFW_REASON_NONE;
+	}
+	case IPPROTO_ICMP: {
+		struct icmp_hdr *icmp = l4;
+
+		if ((void *)(icmp + 1) > data_end || (void *)(icmp + 1) > l3_end)
+			return short_reason;
+		pkt->icmp_type = icmp->type;
+		pkt->policy_port = bpf_htons(icmp->type);
+		if (icmp_is_error(icmp->type) && pkt->frag == FRAG_NONE)
+			return parse_icmp4_inner(icmp + 1, data_end, pkt);
+		if (icmp->type == ICMP_ECHO || icmp->type == ICMP_ECHOREPLY) {
+			pkt->sport = icmp->echo_id;
+			pkt->dport = icmp->echo_id;
+		}
+		return SEGFW_REASON_NONE;
+	}
+	case IPPROTO_ICMPV6: {
+		struct icmp_hdr *icmp6 = l4;
+
+		if ((void *)(icmp6 + 1) > data_end || (void *)(icmp6 + 1) > l3_end)
+			return short_reason;
+		pkt->icmp_type = icmp6->type;
+		pkt->policy_port = bpf_htons(icmp6->type);
+		if (icmp6_is_nd(icmp6->type)) {
+			pkt->is_nd = 1;
+			return SEGFW_REASON_NONE;
+		}
+		if (icmp6_is_error(icmp6->type) && pkt->frag == FRAG_NONE)
+			return parse_icmp6_inner(icmp6 + 1, data_end, pkt);
+		if (icmp6->type == ICMPV6_ECHO_REQUEST || icmp6->type == ICMPV6_ECHO_REPLY) {
+			pkt->sport = icmp6->echo_id;
+			pkt->dport = icmp6->echo_id;
+		}
+		return SEGFW_REASON_NONE;
+	}
+	}
+	return SEGFW_REASON_NONE;
+}
+
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *iph = data + pkt->l3_off;
+	__u32 hlen, tot_len, frag_off;
+
+	if (pkt->l3_off > 64 || (void *)(iph + 1) > data_end)
+		return SEGFW_DROP_TRUNCATED;
+	hlen = iph->ihl * 4;
+	if (iph->version != 4 || hlen < sizeof(*iph))
+		return SEGFW_DROP_BAD_IPV4;
+	if (data + pkt->l3_off + hlen > data_end)
+		return SEGFW_DROP_BAD_IPV4;
+	tot_len = bpf_ntohs(iph->tot_len);
+	/* GSO packets above 64k (BIG TCP) carry tot_len 0 */
+	if (tot_len == 0 && skb->gso_segs > 1)
+		tot_len = skb->len - pkt->l3_off;
+	if (tot_len < hlen || tot_len > skb->len - pkt->l3_off)
+		return SEGFW_DROP_BAD_IPV4;
+
+	map_v4(pkt->src, iph->saddr);
+	map_v4(pkt->dst, iph->daddr);
+	pkt->proto = iph->protocol;
+	pkt->l4_off = pkt->l3_off + hlen;
+	pkt->l3_len = tot_len;
+
+	frag_off = bpf_ntohs(iph->frag_off);
+	if (frag_off & IP_OFFSET_) {
+		pkt->frag = FRAG_LATER;
+		/* RFC 1858: a TCP fragment at offset 1 overwrites the flags */
+		if (pkt->proto == IPPROTO_TCP && (frag_off & IP_OFFSET_) == 1)
+			return SEGFW_DROP_FRAG_TINY;
+	} else if (frag_off & IP_MF_) {
+		pkt->frag = FRAG_FIRST;
+	}
+	pkt->frag_id = bpf_ntohs(iph->id);
+	return SEGFW_REASON_NONE;
+}
+
+/* Walks up to SEGFW_MAX_EXT_HDRS extension headers to the L4 protocol. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6 = data + pkt->l3_off;
+	__u32 off, payload;
+	__u8 nexthdr;
+	int i;
+
+	if (pkt->l3_off > 64 || (void *)(ip6 + 1) > data_end)
+		return SEGFW_DROP_TRUNCATED;
+	if (ip6->version != 6)
+		return SEGFW_DROP_BAD_IPV6;
+	payload = bpf_ntohs(ip6->payload_len);
+	if (payload == 0 && skb->gso_segs > 1)
+		payload = skb->len - pkt->l3_off - sizeof(*ip6);
+	if (payload + sizeof(*ip6) > skb->len - pkt->l3_off)
+		return SEGFW_DROP_BAD_IPV6;
+
+	__builtin_memcpy(pkt->src, &ip6->saddr, 16);
+	__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+	pkt->l3_len = payload + sizeof(*ip6);
+	nexthdr = ip6->nexthdr;
+	off = pkt->l3_off + sizeof(*ip6);
+
+#pragma unroll
+	for (i = 0; i < SEGFW_MAX_EXT_HDRS; i++) {
+		struct ipv6_ext *ext = data + off;
+
+		switch (nexthdr) {
+		case IPPROTO_NONE_:
+			return SEGFW_DROP_NO_NEXT_HDR;
+		case IPPROTO_HOPOPTS_:
+		case IPPROTO_ROUTING_:
+		case IPPROTO_DSTOPTS_:
+		case IPPROTO_MH_:
+			if ((void *)(ext + 1) > data_end)
+				return SEGFW_DROP_TRUNCATED;
+			nexthdr = ext->nexthdr;
+			off += (ext->hdrlen + 1) * 8;
+			break;
+		case IPPROTO_AH_:
+			if ((void *)(ext + 1) > data_end)
+				return SEGFW_DROP_TRUNCATED;
+			nexthdr = ext->nexthdr;
+			off += (ext->hdrlen + 2) * 4;
+			break;
+		case IPPROTO_FRAGMENT_: {
+			struct ipv6_frag *fh = data + off;
+			__u16 fo;
+
+			if ((void *)(fh + 1) > data_end)
+				return SEGFW_DROP_TRUNCATED;
+			fo = bpf_ntohs(fh->frag_off);
+			pkt->frag_id = bpf_ntohl(fh->id);
+			if (fo & 0xfff8)
+				pkt->frag = FRAG_LATER;
+			else if (fo & 1)
+				pkt->frag = FRAG_FIRST;
+			nexthdr = fh->nexthdr;
+			off += sizeof(*fh);
+			break;
+		}
+		default:
+			goto done;
+		}
+		if (off > SEGFW_PULL_LEN)
+			return SEGFW_DROP_TRUNCATED;
+	}
+	if (nexthdr == IPPROTO_NONE_)
+		return SEGFW_DROP_NO_NEXT_HDR;
+	if (nexthdr == IPPROTO_HOPOPTS_ || nexthdr == IPPROTO_ROUTING_ ||
+	    nexthdr == IPPROTO_DSTOPTS_ || nexthdr == IPPROTO_MH_ ||
+	    nexthdr == IPPROTO_AH_ || nexthdr == IPPROTO_FRAGMENT_)
+		return SEGFW_DROP_EXT_HDR_LIMIT;
+done:
+	pkt->proto = nexthdr;
+	pkt->l4_off = off;
+	return SEGFW_REASON_NONE;
+}
+
+/* Ethernet with up to two VLAN tags; *eth_proto gets the inner ethertype. */
+static __always_inline int parse_l2(struct __sk_buff *skb, struct packet *pkt, __u16 *eth_proto)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return SEGFW_DROP_TRUNCATED;
+	proto = eth->h_proto;
+
+#pragma unroll
+	for (i = 0; i < 3; i++) {
+		struct vlan_tag *tag = data + off;
+
+		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		if (i == 2)
+			return SEGFW_DROP_VLAN_DEPTH;
+		if ((void *)(tag + 1) > data_end)
+			return SEGFW_DROP_TRUNCATED;
+		proto = tag->encap_proto;
+		off += sizeof(*tag);
+	}
+	pkt->l3_off = off;
+	*eth_proto = bpf_ntohs(proto);
+	return SEGFW_REASON_NONE;
+}
+
+/* Makes the first SEGFW_PULL_LEN bytes linear so headers can be read. */
+static __always_inline void pull_headers(struct __sk_buff *skb)
+{
+	__u32 want = skb->len < SEGFW_PULL_LEN ? skb->len : SEGFW_PULL_LEN;
+
+	if (skb->data_end - skb->data < want)
+		bpf_skb_pull_data(skb, want);
+}
+
+#endif /* SEGFW_PARSE_H */

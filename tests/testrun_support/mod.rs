@@ -1,0 +1,193 @@
+//! BPF_PROG_TEST_RUN harness over the real compiled programs: a private,
+//! unpinned instance per test, policies applied as `policy apply` does.
+#![allow(dead_code)]
+pub mod packet;
+
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::AsRawFd;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
+use segfw::policy::image::PolicyImage;
+use segfw::skel::types::{self, segfw_reason};
+use segfw::skel::{bytes_of, from_bytes, SegfwSkel, SegfwSkelBuilder};
+use std::os::fd::AsFd;
+
+pub const PASS: u32 = u32::MAX; // TCX_NEXT (-1)
+pub const DROP: u32 = 2; // TCX_DROP
+pub const INGRESS: bool = true;
+pub const EGRESS: bool = false;
+
+/// What the program answered in explain mode (cb[2..4]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Explained {
+    pub pass: bool,
+    pub reason: u32,
+    pub rule_id: Option<u32>,
+    pub ct_hit: bool,
+}
+
+pub struct Harness {
+    pub skel: SegfwSkel<'static>,
+    generation: u32,
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Harness {
+    /// Loads the datapath with small conntrack/frag maps for tests.
+    pub fn new() -> Self {
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = SegfwSkelBuilder::default()
+            .open(storage)
+            .expect("open the segfw BPF object");
+        let skel = open.load().expect("load segfw programs (verifier)");
+        Harness {
+            skel,
+            generation: 0,
+        }
+    }
+
+    /// Writes `image` into policy set A and swaps it in, as apply does.
+    pub fn apply(&mut self, image: &PolicyImage) {
+        self.generation += 1;
+        let image = image.clone().with_generation(self.generation);
+        let trie = &self.skel.maps.policy_a;
+        let keys: Vec<Vec<u8>> = trie.keys().collect();
+        for k in keys {
+            trie.delete(&k).expect("clear policy_a");
+        }
+        for (k, v) in &image.trie {
+            trie.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
+                .expect("write policy_a entry");
+        }
+        let fd = trie.as_fd().as_raw_fd() as u32;
+        self.skel
+            .maps
+            .policy_outer
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .expect("swap policy_outer[0]");
+        let rt = types::segfw_runtime {
+            generation: self.generation,
+            tcp_timeout_s: image.runtime.tcp_timeout_s,
+            udp_timeout_s: image.runtime.udp_timeout_s,
+            icmp_timeout_s: image.runtime.icmp_timeout_s,
+            other_timeout_s: image.runtime.other_timeout_s,
+            events_per_sec: image.runtime.events_per_sec,
+            active_set: 0,
+            reserved: 0,
+        };
+        self.skel
+            .maps
+            .runtime
+            .update(&0u32.to_ne_bytes(), bytes_of(&rt), MapFlags::ANY)
+            .expect("write runtime");
+    }
+
+    fn prog(&self, ingress: bool) -> &libbpf_rs::ProgramMut<'static> {
+        if ingress {
+            &self.skel.progs.segfw_ingress
+        } else {
+            &self.skel.progs.segfw_egress
+        }
+    }
+
+    /// Runs one frame through the ingress or egress program; the return code.
+    pub fn run(&self, ingress: bool, frame: &[u8]) -> u32 {
+        let out = self
+            .prog(ingress)
+            .test_run(ProgramInput {
+                data_in: Some(frame),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.return_value
+    }
+
+    /// Runs a frame in explain mode: no side effects, answer in cb.
+    pub fn explain(&self, ingress: bool, frame: &[u8]) -> (u32, Explained) {
+        let mut ctx_in = vec![0u8; size_of::<types::__sk_buff>()];
+        let mut ctx_out = vec![0u8; size_of::<types::__sk_buff>()];
+        let cb = 48; // offsetof(struct __sk_buff, cb)
+        ctx_in[cb..cb + 4]
+            .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC0.0.to_ne_bytes());
+        ctx_in[cb + 4..cb + 8]
+            .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC1.0.to_ne_bytes());
+        let out = self
+            .prog(ingress)
+            .test_run(ProgramInput {
+                data_in: Some(frame),
+                context_in: Some(&mut ctx_in),
+                context_out: Some(&mut ctx_out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN (explain)");
+        let rc = out.return_value;
+        let word =
+            |i: usize| u32::from_ne_bytes(ctx_out[cb + 4 * i..cb + 4 * i + 4].try_into().unwrap());
+        let rule = word(3);
+        (
+            rc,
+            Explained {
+                pass: word(2) & 1 == 1,
+                reason: word(2) >> 8,
+                rule_id: (rule != u32::MAX).then_some(rule),
+                ct_hit: word(4) == 1,
+            },
+        )
+    }
+
+    /// Packets counted under `reason`, summed over CPUs.
+    pub fn reason_count(&self, reason: segfw_reason) -> u64 {
+        let per_cpu = self
+            .skel
+            .maps
+            .reason_stats
+            .lookup_percpu(&reason.0.to_ne_bytes(), MapFlags::ANY)
+            .expect("read reason_stats")
+            .expect("reason in range");
+        per_cpu
+            .iter()
+            .map(|b| u64::from_ne_bytes(b[..8].try_into().unwrap()))
+            .sum()
+    }
+
+    /// Packets counted for `rule_id`, summed over CPUs.
+    pub fn rule_packets(&self, rule_id: u32) -> u64 {
+        let per_cpu = self
+            .skel
+            .maps
+            .rule_stats
+            .lookup_percpu(&rule_id.to_ne_bytes(), MapFlags::ANY)
+            .expect("read rule_stats")
+            .expect("rule id in range");
+        per_cpu
+            .iter()
+            .map(|b| from_bytes::<types::segfw_rule_stats>(b).unwrap().packets)
+            .sum()
+    }
+
+    pub fn conntrack_len(&self) -> usize {
+        self.skel.maps.conntrack.keys().count()
+    }
+
+    pub fn conntrack_entries(&self) -> Vec<(types::segfw_ct_key, types::segfw_ct_value)> {
+        let map = &self.skel.maps.conntrack;
+        map.keys()
+            .filter_map(|k| {
+                let v = map.lookup(&k, MapFlags::ANY).ok()??;
+                Some((from_bytes(&k)?, from_bytes(&v)?))
+            })
+            .collect()
+    }
+
+    pub fn flush_conntrack(&self) {
+        let keys: Vec<Vec<u8>> = self.skel.maps.conntrack.keys().collect();
+        for k in keys {
+            let _ = self.skel.maps.conntrack.delete(&k);
+        }
+    }
+}
