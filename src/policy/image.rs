@@ -69,7 +69,13 @@ pub fn segment_lookup_key(addr: IpAddr) -> segfw_policy_key {
 
 /// A RULE key: exact (src, dst, proto) and the first `port_bits` bits of
 /// `port` (host order here, stored big-endian so prefixes are port ranges).
-pub fn rule_key(src_seg: u32, dst_seg: u32, proto: u16, port: u16, port_bits: u8) -> segfw_policy_key {
+pub fn rule_key(
+    src_seg: u32,
+    dst_seg: u32,
+    proto: u16,
+    port: u16,
+    port_bits: u8,
+) -> segfw_policy_key {
     segfw_policy_key {
         prefixlen: KIND_BITS + RULE_FIXED_BITS + u32::from(port_bits),
         kind: segfw_key_kind::SEGFW_KIND_RULE.0,
