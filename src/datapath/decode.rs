@@ -3,6 +3,9 @@
 //!
 //! Both `policy show` (live maps) and `policy diff` (live vs a file's
 //! image) go through the same decoder, so a diff compares like with like.
+//! (crate::policy::decode::decode_entry decodes single entries too, but
+//! its port_range overflows on exact ports (prefix /16), so rules are
+//! decoded here.)
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -10,10 +13,10 @@ use serde::Serialize;
 
 use super::apply::{META_CONFIG_PATH, META_CONFIG_SHA256};
 use super::maps::{MetaEntry, TrieEntry};
+use crate::policy::decode::meta_text;
 use crate::policy::image::{KIND_BITS, PROTO_ANY, RULE_FIXED_BITS, SEG_ANY, SEG_WORLD};
 use crate::skel::types::{
-    segfw_action, segfw_key_kind, segfw_limits, segfw_meta_value, segfw_policy_key, segfw_rule_key,
-    segfw_value_flags,
+    segfw_action, segfw_key_kind, segfw_limits, segfw_policy_key, segfw_rule_key, segfw_value_flags,
 };
 use crate::skel::{bytes_of, from_bytes};
 
@@ -211,17 +214,6 @@ pub fn rule_label(id: u32, names: &HashMap<u32, String>) -> String {
 /// Rule id of "no rule matched" and of the implicit failsafe rule.
 pub const RULE_DEFAULT: u32 = segfw_limits::SEGFW_RULE_DEFAULT.0;
 pub const RULE_FAILSAFE: u32 = segfw_limits::SEGFW_RULE_FAILSAFE.0;
-
-/// The NUL-terminated text of a meta value.
-pub fn meta_text(value: &segfw_meta_value) -> String {
-    let bytes: Vec<u8> = value
-        .text
-        .iter()
-        .map(|c| *c as u8)
-        .take_while(|b| *b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
 
 /// A segment prefix, ordered IPv4 first, then by address and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
