@@ -99,12 +99,13 @@ pub fn apply_policy(
         )
     })?;
     println!(
-        "applied {}: generation {} (sha256 {}), {} rules, {} entries",
+        "applied {}: generation {} (sha256 {}), {} rules, {} entries, swapped in {} ms",
         shown_path.display(),
         report.generation,
         short_hash(&report.sha256),
         report.rules,
-        report.trie_entries
+        report.trie_entries,
+        report.elapsed.as_millis()
     );
     Ok(())
 }

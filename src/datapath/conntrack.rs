@@ -40,7 +40,7 @@ pub fn list(pins: &PinDir) -> Result<Vec<Flow>> {
     };
     let now = boot_time_ns();
     let mut flows: Vec<Flow> = conntrack
-        .hash_entries::<segfw_ct_key, segfw_ct_value>()?
+        .entries::<segfw_ct_key, segfw_ct_value>()?
         .iter()
         .map(|(key, value)| flow(key, value, now, &names))
         .collect();

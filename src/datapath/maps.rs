@@ -4,7 +4,7 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use plain::Plain;
 
 use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX};
@@ -127,66 +127,102 @@ impl PinnedMap {
         Ok(())
     }
 
-    /// Every key, raw.
-    fn raw_keys(&self) -> Vec<Vec<u8>> {
-        self.map.keys().collect()
-    }
-
-    /// Every entry. Entries deleted concurrently (conntrack) are skipped.
-    pub fn entries<K: Plain + Default, V: Plain + Default>(&self) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::new();
-        for raw in self.raw_keys() {
-            let Some(value) = self
+    /// Every (key, value), raw: in batches of BATCH per syscall for tries,
+    /// one key at a time for hash maps. (libbpf-rs's batch iterator stops
+    /// at the first short batch, and hash maps return short batches at
+    /// bucket boundaries long before their end.)
+    fn raw_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if self.map.map_type() == MapType::LpmTrie {
+            let batched: Vec<(Vec<u8>, Vec<u8>)> = self
                 .map
-                .lookup(&raw, MapFlags::ANY)
+                .lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
                 .map_err(self.err("read"))?
-            else {
-                continue;
-            };
-            if let (Some(k), Some(v)) = (from_bytes(&raw), from_bytes(&value)) {
-                out.push((k, v));
+                .collect();
+            // The iterator also ends silently on error: an empty result
+            // from a non-empty trie means batches are not supported.
+            if !batched.is_empty() || self.map.keys().next().is_none() {
+                return Ok(batched);
             }
         }
-        Ok(out)
+        let mut entries = Vec::new();
+        for key in self.map.keys() {
+            // Skip keys deleted since they were listed (conntrack).
+            let value = self
+                .map
+                .lookup(&key, MapFlags::ANY)
+                .map_err(self.err("read"))?;
+            if let Some(value) = value {
+                entries.push((key, value));
+            }
+        }
+        Ok(entries)
     }
 
-    /// Every entry of a hash map, read in batches: consistent per bucket
-    /// while the datapath keeps inserting and deleting (conntrack).
-    pub fn hash_entries<K: Plain + Default, V: Plain + Default>(&self) -> Result<Vec<(K, V)>> {
-        let batches = self
-            .map
-            .lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
-            .map_err(self.err("read"))?;
-        Ok(batches
-            .filter_map(|(k, v)| Some((from_bytes(&k)?, from_bytes(&v)?)))
+    /// Every entry, typed.
+    pub fn entries<K: Plain + Default, V: Plain + Default>(&self) -> Result<Vec<(K, V)>> {
+        Ok(self
+            .raw_entries()?
+            .iter()
+            .filter_map(|(k, v)| Some((from_bytes(k)?, from_bytes(v)?)))
             .collect())
     }
 
     /// Number of entries (hash and trie maps).
-    pub fn count(&self) -> usize {
-        self.map.keys().count()
+    pub fn count(&self) -> Result<usize> {
+        Ok(self.raw_entries()?.len())
     }
 
     /// Deletes every entry; returns how many there were.
     pub fn clear(&self) -> Result<usize> {
-        let keys = self.raw_keys();
+        let mut removed = 0;
+        if matches!(self.map.map_type(), MapType::Hash | MapType::LruHash) {
+            removed += self.drain_in_batches()?;
+        }
+        // Tries, and whatever the batches left: list the keys, then delete
+        // them in batches (one at a time if the kernel has no batch delete).
+        let keys: Vec<Vec<u8>> = self.raw_entries()?.into_iter().map(|(k, _)| k).collect();
         for chunk in keys.chunks(BATCH) {
             let flat: Vec<u8> = chunk.concat();
-            let batched =
-                self.map
-                    .delete_batch(&flat, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY);
-            if batched.is_err() {
-                for key in chunk {
-                    match self.map.delete(key) {
-                        Ok(()) => {}
-                        // Gone already (an LRU eviction, a concurrent delete).
-                        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
-                        Err(e) => return Err(self.err("delete from")(e)),
-                    }
-                }
+            let count = chunk.len() as u32;
+            if self
+                .map
+                .delete_batch(&flat, count, MapFlags::ANY, MapFlags::ANY)
+                .is_err()
+            {
+                self.delete_each(chunk)?;
             }
         }
-        Ok(keys.len())
+        Ok(removed + keys.len())
+    }
+
+    /// Hash maps: lookup-and-delete batches from the start until one comes
+    /// back empty. Restarting each time sidesteps libbpf-rs ending its
+    /// iteration at the first short batch.
+    fn drain_in_batches(&self) -> Result<usize> {
+        let mut removed = 0;
+        loop {
+            let drained = self
+                .map
+                .lookup_and_delete_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
+                .map_err(self.err("delete from"))?
+                .count();
+            if drained == 0 {
+                return Ok(removed);
+            }
+            removed += drained;
+        }
+    }
+
+    fn delete_each(&self, keys: &[Vec<u8>]) -> Result<()> {
+        for key in keys {
+            match self.map.delete(key) {
+                Ok(()) => {}
+                // Gone already (an LRU eviction, a concurrent delete).
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err("delete from")(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Per-CPU values of `key`, one per possible CPU.

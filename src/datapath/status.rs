@@ -83,7 +83,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     });
     let conntrack = open_conntrack(pins)?;
     status.maps = Some(MapFill {
-        conntrack_entries: conntrack.count(),
+        conntrack_entries: conntrack.count()?,
         conntrack_max: conntrack.max_entries(),
         trie_entries: trie.len(),
         trie_max: maps.policy[0].max_entries(),
