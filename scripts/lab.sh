@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Lab topology for the demo and manual testing (matches policies/lab.toml):
+#
+#   web       10.99.0.2  fd99::2 ─┐
+#   db        10.99.0.3  fd99::3 ─┼─ br0 in namespace segfw-lab
+#   outsider  10.99.0.4  fd99::4 ─┘
+#
+# Each host namespace has one interface, eth0. Attach segfw on db with:
+#   nsenter --net=/run/netns/db segfw attach eth0 --policy policies/lab.toml
+# (nsenter, not `ip netns exec`: that remounts /sys, hiding /sys/fs/bpf.)
+#
+# Usage: scripts/lab.sh up | down | check
+set -euo pipefail
+
+BRIDGE_NS=segfw-lab
+HOSTS=(web db outsider)
+declare -A HOST_NUM=([web]=2 [db]=3 [outsider]=4)
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "needs root (namespaces and veth pairs)"
+}
+
+ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+
+up() {
+    need_root
+    down quiet
+    ip netns add "$BRIDGE_NS"
+    ip -n "$BRIDGE_NS" link add br0 type bridge
+    ip -n "$BRIDGE_NS" link set br0 up
+    ip -n "$BRIDGE_NS" link set lo up
+    for host in "${HOSTS[@]}"; do
+        local n=${HOST_NUM[$host]}
+        ip netns add "$host"
+        # eth0 in the host namespace, its peer (named after the host) on the bridge.
+        ip link add eth0 netns "$host" type veth peer name "$host" netns "$BRIDGE_NS"
+        ip -n "$BRIDGE_NS" link set "$host" master br0 up
+        ip -n "$host" addr add "10.99.0.$n/24" dev eth0
+        ip -n "$host" addr add "fd99::$n/64" dev eth0 nodad
+        ip -n "$host" link set eth0 up
+        ip -n "$host" link set lo up
+    done
+    echo "lab up: web 10.99.0.2/fd99::2, db 10.99.0.3/fd99::3, outsider 10.99.0.4/fd99::4"
+    echo "next: nsenter --net=/run/netns/db segfw attach eth0 --policy policies/lab.toml"
+}
+
+down() {
+    for ns in "${HOSTS[@]}" "$BRIDGE_NS"; do
+        if ns_exists "$ns"; then
+            need_root
+            ip netns del "$ns"
+        fi
+    done
+    [ "${1:-}" = quiet ] || echo "lab down"
+}
+
+# Connectivity to db as the lab policy sees it; "ok" or "blocked" per probe.
+check() {
+    need_root
+    ns_exists db || die "lab is not up (run: scripts/lab.sh up)"
+    probe() {
+        local label=$1; shift
+        if "$@" >/dev/null 2>&1; then echo "  ok       $label"; else echo "  blocked  $label"; fi
+    }
+    for src in web outsider; do
+        for v in 4 6; do
+            local db=10.99.0.3
+            [ "$v" = 6 ] && db=fd99::3
+            probe "$src -> db ping (IPv$v)" ip netns exec "$src" ping -c1 -W1 "$db"
+            for port in 5432 8080 22; do
+                probe "$src -> db tcp/$port (IPv$v)" ip netns exec "$src" nc -z -w1 "$db" "$port"
+            done
+        done
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    check) check ;;
+    *) echo "usage: $0 up | down | check" >&2; exit 2 ;;
+esac
