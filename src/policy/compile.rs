@@ -1,0 +1,400 @@
+//! The compiler: a validated policy -> the map image the datapath looks up.
+//! Pure (no I/O) and deterministic (same policy, same bytes).
+//!
+//! Rules are expanded over prefix classes (see `classes`) into RULE entries
+//! keyed by (src class or ANY, dst class or ANY, proto or ANY, port prefix).
+//! Within one key, overlapping rules are resolved here (deny overrides allow,
+//! lower id first); across the 8 wildcard combinations the datapath takes
+//! the lowest-id deny, else the lowest-id allow, of its lookups.
+use std::collections::{BTreeSet, HashMap};
+
+use crate::skel::bytes_of;
+use crate::skel::types::{
+    segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value, segfw_policy_key,
+    segfw_policy_value, segfw_value_flags,
+};
+
+use super::classes::Classes;
+use super::errors::{PolicyError, PolicyErrorKind};
+use super::image::{self, PolicyImage, Summary, PROTO_ANY, SEG_ANY};
+use super::model::{Action, Mode, Policy, PortRange};
+
+/// Map capacities a policy must fit; `Default` is the datapath's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// User rules (ids 1..=max_rules).
+    pub max_rules: usize,
+    /// Prefix classes (distinct prefixes), world not counted.
+    pub max_classes: usize,
+    /// Trie entries of all kinds.
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // Rule ids 0 (default) and SEGFW_RULE_FAILSAFE are reserved.
+            max_rules: segfw_limits::SEGFW_MAX_RULES.0 as usize - 2,
+            max_classes: segfw_limits::SEGFW_MAX_SEGMENTS.0 as usize,
+            max_entries: segfw_limits::SEGFW_POLICY_MAX_ENTRIES.0 as usize,
+        }
+    }
+}
+
+/// Above this many (rule, src class, dst class) expansions the compiler gives
+/// up before allocating them: such a policy cannot fit the trie in practice.
+const MAX_EXPANSIONS: u64 = 1 << 25;
+
+type TrieEntry = (segfw_policy_key, segfw_policy_value);
+
+/// (src class or SEG_ANY, dst class or SEG_ANY, proto or PROTO_ANY).
+type RuleKey = (u32, u32, u16);
+
+/// The class ids of one side of a rule; None for "*".
+type Side = Option<Vec<u32>>;
+
+/// Compiles against the datapath's capacities.
+pub fn compile(policy: &Policy) -> Result<PolicyImage, PolicyError> {
+    compile_with_limits(policy, &Limits::default())
+}
+
+/// Compiles; Err if the policy does not fit `limits` (checked before
+/// anything is returned, so an image that comes out always fits).
+pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyImage, PolicyError> {
+    check_rule_count(policy, limits)?;
+    let classes = Classes::build(policy);
+    if classes.len() > limits.max_classes {
+        return Err(capacity(format!(
+            "the policy has {} distinct prefixes (segment and inline CIDRs); the datapath holds at most {} (SEGFW_MAX_SEGMENTS)",
+            classes.len(),
+            limits.max_classes
+        )));
+    }
+    let groups = group_rules(policy, &classes, limits)?;
+    let rule_entries = rule_entries(policy, &groups, limits)?;
+    let combos = combos(&rule_entries);
+    let mut trie = Vec::with_capacity(1 + classes.len() + rule_entries.len());
+    trie.extend(
+        classes
+            .iter()
+            .map(|(id, prefix, _)| (prefix.segment_key(), value(id, 0, 0))),
+    );
+    let rule_entry_count = rule_entries.len();
+    trie.extend(rule_entries.into_iter().map(|(_, entry)| entry));
+    trie.extend(failsafe_entries(policy));
+    if trie.len() + 1 > limits.max_entries {
+        return Err(too_many_entries(trie.len() + 1, limits));
+    }
+    trie.sort_unstable_by(|a, b| bytes_of(&a.0).cmp(bytes_of(&b.0)));
+    trie.insert(0, (image::config_key(), config_value(policy, combos)));
+    let summary = Summary {
+        segments: policy.segments.len(),
+        prefixes: classes.len(),
+        rules: policy.rules.len(),
+        rule_entries: rule_entry_count,
+        trie_entries: trie.len(),
+    };
+    Ok(PolicyImage {
+        trie,
+        meta: meta(policy, &classes),
+        runtime: policy.runtime_settings(),
+        summary,
+    })
+}
+
+fn capacity(message: String) -> PolicyError {
+    PolicyError::whole_file(PolicyErrorKind::CapacityExceeded, message)
+}
+
+fn too_many_entries(count: usize, limits: &Limits) -> PolicyError {
+    capacity(format!(
+        "the policy compiles to {count} or more trie entries; the datapath holds at most {} (SEGFW_POLICY_MAX_ENTRIES): use fewer prefixes, wider port ranges or fewer segment pairs",
+        limits.max_entries
+    ))
+}
+
+fn check_rule_count(policy: &Policy, limits: &Limits) -> Result<(), PolicyError> {
+    let Some(first_over) = policy.rules.get(limits.max_rules) else {
+        return Ok(());
+    };
+    Err(PolicyError {
+        kind: PolicyErrorKind::CapacityExceeded,
+        line: first_over.at.line,
+        column: first_over.at.column,
+        message: format!(
+            "the policy has {} rules; the datapath holds at most {} (SEGFW_MAX_RULES - 2); this is rule {}",
+            policy.rules.len(),
+            limits.max_rules,
+            first_over.id
+        ),
+    })
+}
+
+/// Rule indexes per key, each list in rule order.
+fn group_rules(
+    policy: &Policy,
+    classes: &Classes,
+    limits: &Limits,
+) -> Result<HashMap<RuleKey, Vec<u32>>, PolicyError> {
+    let sides: Vec<(Side, Side)> = policy
+        .rules
+        .iter()
+        .map(|r| (classes.expand(&r.from), classes.expand(&r.to)))
+        .collect();
+    let expansions: u64 = sides.iter().map(|(s, d)| side_len(s) * side_len(d)).sum();
+    if expansions > MAX_EXPANSIONS {
+        return Err(capacity(format!(
+            "the rules expand to {expansions} (source class, destination class) pairs; at most {MAX_EXPANSIONS} can be compiled: name fewer or smaller segments per rule"
+        )));
+    }
+    let mut groups: HashMap<RuleKey, Vec<u32>> = HashMap::with_capacity(policy.rules.len());
+    for (index, (rule, (srcs, dsts))) in policy.rules.iter().zip(&sides).enumerate() {
+        let proto = rule.proto.key_value();
+        for &src in side_ids(srcs) {
+            for &dst in side_ids(dsts) {
+                groups
+                    .entry((src, dst, proto))
+                    .or_default()
+                    .push(index as u32);
+            }
+        }
+        // Every key yields at least one entry: stop before it gets huge.
+        if groups.len() >= limits.max_entries {
+            return Err(too_many_entries(groups.len(), limits));
+        }
+    }
+    Ok(groups)
+}
+
+fn side_len(side: &Side) -> u64 {
+    side.as_ref().map_or(1, |ids| ids.len() as u64)
+}
+
+const ANY_SIDE: &[u32] = &[SEG_ANY];
+
+fn side_ids(side: &Side) -> &[u32] {
+    side.as_deref().unwrap_or(ANY_SIDE)
+}
+
+/// RULE entries of every key, with the key (for the combos mask).
+fn rule_entries(
+    policy: &Policy,
+    groups: &HashMap<RuleKey, Vec<u32>>,
+    limits: &Limits,
+) -> Result<Vec<(RuleKey, TrieEntry)>, PolicyError> {
+    let ranges: Vec<Vec<PortRange>> = policy
+        .rules
+        .iter()
+        .map(|r| normalized(r.port_ranges()))
+        .collect();
+    let values: Vec<segfw_policy_value> = policy
+        .rules
+        .iter()
+        .map(|r| value(r.id, r.action.raw(), r.flags()))
+        .collect();
+    let mut entries = Vec::with_capacity(groups.len());
+    let mut winners = Vec::new();
+    for (&key, rule_indexes) in groups {
+        winners.clear();
+        resolve_key(rule_indexes, policy, &ranges, &mut winners);
+        let (src, dst, proto) = key;
+        for &(range, index) in &winners {
+            for (port, bits) in port_prefixes(range) {
+                let entry_key = image::rule_key(src, dst, proto, port, bits);
+                entries.push((key, (entry_key, values[index as usize])));
+            }
+        }
+        if entries.len() >= limits.max_entries {
+            return Err(too_many_entries(entries.len(), limits));
+        }
+    }
+    Ok(entries)
+}
+
+/// Sorted, with overlapping and adjacent ranges merged.
+fn normalized(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+    ranges.sort_unstable();
+    let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if u32::from(range.lo) <= u32::from(last.hi) + 1 => {
+                last.hi = last.hi.max(range.hi)
+            }
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// The winning rule of each port range of one key: the lowest-id deny that
+/// covers it, else the lowest-id allow. Adjacent ranges with the same winner
+/// are merged; ranges no rule covers are left out.
+fn resolve_key(
+    rule_indexes: &[u32],
+    policy: &Policy,
+    ranges: &[Vec<PortRange>],
+    out: &mut Vec<(PortRange, u32)>,
+) {
+    if let [only] = rule_indexes {
+        out.extend(ranges[*only as usize].iter().map(|&r| (r, *only)));
+        return;
+    }
+    // Sweep over range boundaries; `end` is exclusive (up to 65536).
+    let mut events: Vec<(u32, bool, u32)> = Vec::new();
+    for &index in rule_indexes {
+        for range in &ranges[index as usize] {
+            events.push((u32::from(range.lo), true, index));
+            events.push((u32::from(range.hi) + 1, false, index));
+        }
+    }
+    events.sort_unstable();
+    let (mut denies, mut allows) = (BTreeSet::new(), BTreeSet::new());
+    let mut i = 0;
+    while i < events.len() {
+        let point = events[i].0;
+        while i < events.len() && events[i].0 == point {
+            let (_, start, index) = events[i];
+            let active = match policy.rules[index as usize].action {
+                Action::Deny => &mut denies,
+                Action::Allow => &mut allows,
+            };
+            if start {
+                active.insert(index);
+            } else {
+                active.remove(&index);
+            }
+            i += 1;
+        }
+        let (Some(&(next, _, _)), Some(&winner)) =
+            (events.get(i), denies.first().or(allows.first()))
+        else {
+            continue;
+        };
+        let range = PortRange {
+            lo: point as u16,
+            hi: (next - 1) as u16,
+        };
+        match out.last_mut() {
+            Some((last, w)) if *w == winner && u32::from(last.hi) + 1 == point => {
+                last.hi = range.hi
+            }
+            _ => out.push((range, winner)),
+        }
+    }
+}
+
+/// The maximal aligned prefixes covering `range`: (first port, prefix bits).
+fn port_prefixes(range: PortRange) -> Vec<(u16, u8)> {
+    let (mut lo, hi) = (u32::from(range.lo), u32::from(range.hi));
+    let mut out = Vec::new();
+    while lo <= hi {
+        // The largest block aligned at `lo` that ends within the range.
+        let mut size: u32 = if lo == 0 {
+            1 << 16
+        } else {
+            lo & lo.wrapping_neg()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((lo as u16, (16 - size.trailing_zeros()) as u8));
+        lo += size;
+    }
+    out
+}
+
+/// Bitmask over the 8 wildcard combinations that have RULE entries.
+fn combos(entries: &[(RuleKey, TrieEntry)]) -> u8 {
+    entries.iter().fold(0, |mask, &((src, dst, proto), _)| {
+        let bit = (u8::from(src == SEG_ANY) << 2)
+            | (u8::from(dst == SEG_ANY) << 1)
+            | u8::from(proto == PROTO_ANY);
+        mask | (1 << bit)
+    })
+}
+
+fn value(id: u32, action: u8, flags: u8) -> segfw_policy_value {
+    segfw_policy_value {
+        id,
+        action,
+        flags,
+        combos: 0,
+        reserved: 0,
+    }
+}
+
+/// CONFIG: generation 0 (apply stamps it), default action, audit, combos.
+fn config_value(policy: &Policy, combos: u8) -> segfw_policy_value {
+    let flags = match policy.defaults.mode {
+        Mode::Audit => segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8,
+        Mode::Enforce => 0,
+    };
+    segfw_policy_value {
+        combos,
+        ..value(0, policy.defaults.action.raw(), flags)
+    }
+}
+
+fn failsafe_entries(policy: &Policy) -> impl Iterator<Item = TrieEntry> + '_ {
+    let allow = Action::Allow.raw();
+    let id = segfw_limits::SEGFW_RULE_FAILSAFE.0;
+    policy
+        .defaults
+        .failsafe_tcp
+        .iter()
+        .map(move |&port| (image::failsafe_key(port), value(id, allow, 0)))
+}
+
+/// Names for meta_a/meta_b: each class (its segment, or its CIDR if inline)
+/// and each rule, sorted by (kind, id).
+fn meta(policy: &Policy, classes: &Classes) -> Vec<(segfw_meta_key, segfw_meta_value)> {
+    let segment_kind = segfw_key_kind::SEGFW_KIND_SEGMENT;
+    let mut meta: Vec<_> = classes
+        .iter()
+        .map(|(id, prefix, defined_by)| match defined_by {
+            Some(segment) => image::meta_entry(segment_kind, id, &policy.segments[segment].name),
+            None => image::meta_entry(segment_kind, id, &prefix.to_string()),
+        })
+        .collect();
+    let rule_kind = segfw_key_kind::SEGFW_KIND_RULE;
+    meta.extend(
+        policy
+            .rules
+            .iter()
+            .map(|r| image::meta_entry(rule_kind, r.id, &r.name)),
+    );
+    meta.sort_by_key(|(k, _)| (k.kind, k.id));
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(lo: u16, hi: u16) -> PortRange {
+        PortRange { lo, hi }
+    }
+
+    #[test]
+    fn port_ranges_split_into_maximal_aligned_prefixes() {
+        assert_eq!(port_prefixes(PortRange::ALL), vec![(0, 0)]);
+        assert_eq!(port_prefixes(r(80, 80)), vec![(80, 16)]);
+        assert_eq!(port_prefixes(r(0, 1023)), vec![(0, 6)]);
+        assert_eq!(port_prefixes(r(6000, 6100)).len(), 5);
+        assert_eq!(port_prefixes(r(1, 65535)).len(), 16);
+        let covered: u32 = port_prefixes(r(6000, 6100))
+            .iter()
+            .map(|&(_, b)| 1u32 << (16 - b))
+            .sum();
+        assert_eq!(covered, 101);
+    }
+
+    #[test]
+    fn normalize_merges_overlaps_and_neighbours() {
+        assert_eq!(
+            normalized(vec![r(90, 100), r(80, 85), r(86, 89), r(95, 120)]),
+            vec![r(80, 120)]
+        );
+        assert_eq!(normalized(vec![r(1, 2), r(4, 5)]), vec![r(1, 2), r(4, 5)]);
+    }
+}

@@ -1,0 +1,166 @@
+//! Decoding trie entries and meta names back into policy terms, for
+//! `policy show` / `policy diff` (which read them from the live maps).
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::skel::bytes_of;
+use crate::skel::types::{
+    segfw_key_kind, segfw_meta_value, segfw_policy_key, segfw_policy_value, segfw_value_flags,
+};
+
+use super::image::{KIND_BITS, RULE_FIXED_BITS};
+use super::model::{Action, PortRange, Prefix};
+
+/// One trie entry in policy terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Config {
+        generation: u32,
+        default_action: Action,
+        audit: bool,
+        /// Wildcard combinations with rule entries (see segfw_combo_bits).
+        combos: u8,
+    },
+    /// A prefix and its class id.
+    Segment { prefix: Prefix, class: u32 },
+    /// src/dst are class ids or SEG_ANY; proto is a number or PROTO_ANY;
+    /// ports are destination ports or ICMP types.
+    Rule {
+        src: u32,
+        dst: u32,
+        proto: u16,
+        ports: PortRange,
+        rule_id: u32,
+        action: Action,
+        log: bool,
+        audit: bool,
+    },
+    /// Inbound TCP port that always passes.
+    Failsafe { port: u16 },
+    /// An entry of a kind this binary does not know.
+    Unknown { kind: u32 },
+}
+
+/// Decodes one (key, value) of a policy trie.
+pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry {
+    let bytes = bytes_of(key);
+    let prefixlen = u32_at(bytes, 0);
+    let kind = segfw_key_kind(u32_at(bytes, 4));
+    let data: [u8; 16] = bytes[8..24].try_into().expect("16 data bytes");
+    let audit_flag = segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8;
+    let log_flag = segfw_value_flags::SEGFW_FLAG_LOG.0 as u8;
+    match kind {
+        segfw_key_kind::SEGFW_KIND_CONFIG => Entry::Config {
+            generation: value.id,
+            default_action: Action::from_raw(value.action),
+            audit: value.flags & audit_flag != 0,
+            combos: value.combos,
+        },
+        segfw_key_kind::SEGFW_KIND_SEGMENT => {
+            let len = prefixlen.saturating_sub(KIND_BITS).min(128) as u8;
+            let addr = IpAddr::V6(Ipv6Addr::from(data));
+            Entry::Segment {
+                prefix: Prefix::new(addr, len).expect("length is at most 128"),
+                class: value.id,
+            }
+        }
+        segfw_key_kind::SEGFW_KIND_RULE => Entry::Rule {
+            src: u32_at(&data, 0),
+            dst: u32_at(&data, 4),
+            proto: u16::from_ne_bytes([data[8], data[9]]),
+            ports: port_range(u16::from_be_bytes([data[10], data[11]]), prefixlen),
+            rule_id: value.id,
+            action: Action::from_raw(value.action),
+            log: value.flags & log_flag != 0,
+            audit: value.flags & audit_flag != 0,
+        },
+        segfw_key_kind::SEGFW_KIND_FAILSAFE => Entry::Failsafe {
+            port: u16::from_be_bytes([data[10], data[11]]),
+        },
+        other => Entry::Unknown { kind: other.0 },
+    }
+}
+
+/// The text of a meta value (up to its first NUL).
+pub fn meta_text(value: &segfw_meta_value) -> String {
+    let bytes: Vec<u8> = value
+        .text
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The ports a rule key's port prefix covers.
+fn port_range(port: u16, prefixlen: u32) -> PortRange {
+    let bits = prefixlen
+        .saturating_sub(KIND_BITS + RULE_FIXED_BITS)
+        .min(16);
+    let host_mask = if bits == 0 {
+        u16::MAX
+    } else {
+        u16::MAX >> bits
+    };
+    PortRange {
+        lo: port & !host_mask,
+        hi: port | host_mask,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::image;
+
+    #[test]
+    fn rule_keys_decode_to_their_port_ranges() {
+        let key = image::rule_key(3, image::SEG_ANY, 6, 1024, 6);
+        let value = segfw_policy_value {
+            id: 7,
+            action: Action::Allow.raw(),
+            flags: 1,
+            ..Default::default()
+        };
+        let Entry::Rule {
+            src,
+            dst,
+            proto,
+            ports,
+            rule_id,
+            action,
+            log,
+            audit,
+        } = decode_entry(&key, &value)
+        else {
+            panic!("expected a rule entry");
+        };
+        assert_eq!((src, dst, proto, rule_id), (3, image::SEG_ANY, 6, 7));
+        assert_eq!(ports, PortRange { lo: 1024, hi: 2047 });
+        assert_eq!((action, log, audit), (Action::Allow, true, false));
+    }
+
+    #[test]
+    fn segment_keys_decode_to_prefixes() {
+        let key = image::segment_key("10.1.0.0".parse().unwrap(), 16);
+        let Entry::Segment { prefix, class } = decode_entry(
+            &key,
+            &segfw_policy_value {
+                id: 4,
+                ..Default::default()
+            },
+        ) else {
+            panic!("expected a segment entry");
+        };
+        assert_eq!((prefix.to_string(), class), ("10.1.0.0/16".to_string(), 4));
+    }
+
+    #[test]
+    fn meta_text_stops_at_nul() {
+        let (_, value) = image::meta_entry(segfw_key_kind::SEGFW_KIND_RULE, 1, "web-to-db");
+        assert_eq!(meta_text(&value), "web-to-db");
+    }
+}
