@@ -14,7 +14,9 @@ fn build_skeleton(src: &str, out: &str) {
         .source(src)
         .clang_args(["-O2", "-g", "-Wall", "-Werror", "-Ibpf", multiarch.as_str()])
         .build_and_generate(out_dir.join(out))
-        .unwrap_or_else(|e| panic!("compile {src} (needs clang and libelf-dev: run `make deps`): {e:#}"));
+        .unwrap_or_else(|e| {
+            panic!("compile {src} (needs clang and libelf-dev: run `make deps`): {e:#}")
+        });
 }
 
 fn main() {

@@ -16,6 +16,7 @@
 struct segfw_btf_anchor _segfw_btf_anchor __attribute__((unused));
 
 struct verdict {
+	__u64 now;
 	__u32 rule_id;
 	__u8 reason;
 	__u8 ct_hit;
@@ -40,7 +41,7 @@ static __always_inline int finish(struct __sk_buff *skb, int explain, struct ver
 	} else {
 		count_reason(v.reason);
 		if (v.has_rule)
-			count_rule(v.rule_id, skb->len, bpf_ktime_get_boot_ns());
+			count_rule(v.rule_id, skb->len, v.now);
 	}
 	return pass ? SEGFW_RET_PASS : SEGFW_RET_DROP;
 }
@@ -180,7 +181,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct packet *
 				    const struct segfw_runtime *rt, __u64 now, __u8 dir, int explain)
 {
 	void *trie = policy_trie();
-	struct verdict v = {};
+	struct verdict v = { .now = now };
 	struct decision d = {};
 	struct flow f;
 	int failed = 0;
@@ -227,7 +228,7 @@ static __always_inline int related(struct __sk_buff *skb, const struct packet *p
 {
 	struct segfw_ct_key key;
 	struct segfw_ct_value *ct;
-	struct verdict v = { .reason = SEGFW_DROP_ICMP_NO_FLOW };
+	struct verdict v = { .now = now, .reason = SEGFW_DROP_ICMP_NO_FLOW };
 
 	ct_key_of(pkt, &key);
 	ct = bpf_map_lookup_elem(&conntrack, &key);
@@ -265,7 +266,8 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (reason)
 		return verdict_only(skb, explain, reason);
 
-	now = bpf_ktime_get_boot_ns();
+	/* one coarse clock read per packet: see struct segfw_ct_value */
+	now = bpf_ktime_get_coarse_ns();
 	if (pkt.frag == FRAG_LATER) {
 		reason = frag_recall(&pkt);
 	} else {
@@ -294,7 +296,7 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (is_reverse_request(&pkt, from_orig))
 		return new_flow(skb, &pkt, &key, src_is_lo, 0, rt, now, dir, explain);
 
-	struct verdict v = { .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
+	struct verdict v = { .now = now, .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
 
 	if (ct->generation != rt->generation &&
 	    !ct_recheck(skb, &pkt, ct, &key, from_orig, rt, now, dir, explain, &v)) {

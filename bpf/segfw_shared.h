@@ -161,6 +161,9 @@ enum segfw_ct_flags {
 	SEGFW_CT_AUDITED = 16,    /* passed only because of audit */
 };
 
+/* Timestamps are bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, tick
+ * resolution): the precise clock costs more than the rest of the
+ * established-flow path. */
 struct segfw_ct_value {
 	__u64 created_ns;
 	__u64 last_seen_ns;
@@ -232,7 +235,7 @@ enum segfw_direction {
 struct segfw_rule_stats {
 	__u64 packets;
 	__u64 bytes;
-	__u64 last_hit_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 last_hit_ns; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, coarse */
 };
 
 /* Events: denies, matches of log rules, audit would-drops. */
@@ -243,7 +246,7 @@ enum segfw_event_kind {
 };
 
 struct segfw_event {
-	__u64 ts_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 ts_ns; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, coarse */
 	__u8 src[16];
 	__u8 dst[16];
 	__be16 sport;

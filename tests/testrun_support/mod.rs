@@ -97,14 +97,15 @@ impl Harness {
 
     /// Runs one frame through the ingress or egress program; the return code.
     pub fn run(&self, ingress: bool, frame: &[u8]) -> u32 {
-        let out = self
-            .prog(ingress)
-            .test_run(ProgramInput {
-                data_in: Some(frame),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        out.return_value
+        self.try_run(ingress, frame).expect("BPF_PROG_TEST_RUN")
+    }
+
+    pub fn try_run(&self, ingress: bool, frame: &[u8]) -> libbpf_rs::Result<u32> {
+        let out = self.prog(ingress).test_run(ProgramInput {
+            data_in: Some(frame),
+            ..Default::default()
+        })?;
+        Ok(out.return_value)
     }
 
     /// Runs a frame in explain mode: no side effects, answer in cb.

@@ -1,0 +1,186 @@
+//! Per-packet cost of the datapath via BPF_PROG_TEST_RUN, side by side in
+//! one run: the empty tcx program, the established-flow path, and the
+//! new-flow path with 10 and with 100k rules (10 and 10k segments).
+//!
+//! Run as root: `cargo run --release --example bench_datapath`
+use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput, ProgramMut};
+use segfw::policy::image::PolicyImage;
+use segfw::skel::types::segfw_runtime;
+use segfw::skel::{bytes_of, empty, SegfwSkel, SegfwSkelBuilder};
+
+const REPEAT: u32 = 200_000;
+const NEW_FLOWS: u16 = 20_000;
+
+fn main() {
+    let empty = load_empty();
+    let flood = tcp_frame([10, 0, 0, 1], 40000, [10, 0, 0, 2], 80, 0x10);
+    let empty_repeat = time_repeat(&empty.progs.empty_ingress, &flood);
+    let empty_single = time_new_flows(&empty.progs.empty_ingress, [10, 0, 0, 1], [10, 0, 0, 2]);
+
+    let (small, small_src, small_dst) = policy(10, 10);
+    let (large, large_src, large_dst) = policy(100_000, 10_000);
+    let mut rows = vec![
+        ("empty tcx program (repeat)".to_string(), empty_repeat),
+        (
+            "empty tcx program (distinct packets)".to_string(),
+            empty_single,
+        ),
+    ];
+    for (label, image, src, dst) in [
+        ("10 rules / 10 segments", &small, small_src, small_dst),
+        ("100k rules / 10k segments", &large, large_src, large_dst),
+    ] {
+        let skel = load_segfw(image);
+        let prog = &skel.progs.segfw_ingress;
+        let syn = tcp_frame(src, 40000, dst, 80, 0x02);
+        let ack = tcp_frame(src, 40000, dst, 80, 0x10);
+        prog.test_run(ProgramInput {
+            data_in: Some(&syn),
+            ..Default::default()
+        })
+        .expect("prime conntrack");
+        rows.push((
+            format!("established, {label} (repeat)"),
+            time_repeat(prog, &ack),
+        ));
+        rows.push((
+            format!("new flow, {label} (distinct packets)"),
+            time_new_flows(prog, src, dst),
+        ));
+    }
+    print!("{}", report(&rows));
+}
+
+fn report(rows: &[(String, f64)]) -> String {
+    let get = |needle: &str| {
+        rows.iter()
+            .find(|(l, _)| l.contains(needle))
+            .map(|r| r.1)
+            .unwrap_or(f64::NAN)
+    };
+    let mut out = String::from("| path | ns/packet |\n|---|---:|\n");
+    for (label, ns) in rows {
+        let _ = writeln!(out, "| {label} | {ns:.1} |");
+    }
+    let est = get("established, 10 rules") / get("empty tcx program (repeat)");
+    let scale = get("new flow, 100k") / get("new flow, 10 rules");
+    let _ = writeln!(out, "\nestablished / empty: {est:.2}x (target <= 2.0)");
+    let _ = writeln!(
+        out,
+        "new flow 100k rules / 10 rules: {scale:.2}x (target <= 1.5)"
+    );
+    out
+}
+
+/// A policy with `rules` allow rules over `segments` one-address segments;
+/// returns it with a (src, dst) pair that the last rule allows on port 80.
+fn policy(rules: usize, segments: usize) -> (PolicyImage, [u8; 4], [u8; 4]) {
+    let addr = |i: usize| [10, (i >> 16) as u8 + 1, (i >> 8) as u8, i as u8];
+    let mut toml =
+        String::from("version = 1\n[defaults]\naction = \"deny\"\nfailsafe = []\n[segments]\n");
+    for i in 0..segments {
+        let a = addr(i);
+        let _ = writeln!(toml, "s{i} = [\"{}.{}.{}.{}/32\"]", a[0], a[1], a[2], a[3]);
+    }
+    for r in 0..rules {
+        let (from, to) = (r % segments, (r / segments + r + 1) % segments);
+        let port = 1000 + (r % 50_000);
+        let port = if r + 1 == rules { 80 } else { port };
+        let _ = writeln!(toml, "[[rules]]\nfrom = \"s{from}\"\nto = \"s{to}\"\nproto = \"tcp\"\nports = [{port}]\naction = \"allow\"");
+    }
+    let last = rules - 1;
+    let (from, to) = (last % segments, (last / segments + last + 1) % segments);
+    let checked = segfw::policy::check_str(&toml, Path::new("bench.toml"))
+        .expect("benchmark policy is valid");
+    (checked.image.with_generation(1), addr(from), addr(to))
+}
+
+fn load_empty() -> empty::EmptySkel<'static> {
+    let storage = Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit()));
+    let open = empty::EmptySkelBuilder::default()
+        .open(storage)
+        .expect("open empty.bpf.o");
+    open.load().expect("load the empty program")
+}
+
+fn load_segfw(image: &PolicyImage) -> SegfwSkel<'static> {
+    let storage = Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit()));
+    let open = SegfwSkelBuilder::default()
+        .open(storage)
+        .expect("open segfw.bpf.o");
+    let skel = open.load().expect("load segfw");
+    let trie = &skel.maps.policy_a;
+    for (k, v) in &image.trie {
+        trie.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
+            .expect("write policy");
+    }
+    let fd = trie.as_fd().as_raw_fd() as u32;
+    skel.maps
+        .policy_outer
+        .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+        .expect("swap policy");
+    let rt = segfw_runtime {
+        generation: 1,
+        tcp_timeout_s: 3600,
+        udp_timeout_s: 60,
+        icmp_timeout_s: 30,
+        other_timeout_s: 60,
+        events_per_sec: 1000,
+        ..Default::default()
+    };
+    skel.maps
+        .runtime
+        .update(&0u32.to_ne_bytes(), bytes_of(&rt), MapFlags::ANY)
+        .expect("write runtime");
+    skel
+}
+
+/// Kernel-measured ns per run of one frame repeated REPEAT times.
+fn time_repeat(prog: &ProgramMut<'_>, frame: &[u8]) -> f64 {
+    let out = prog
+        .test_run(ProgramInput {
+            data_in: Some(frame),
+            repeat: REPEAT,
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.duration.as_nanos() as f64
+}
+
+/// Mean kernel-measured ns over NEW_FLOWS distinct SYNs, each run once.
+fn time_new_flows(prog: &ProgramMut<'_>, src: [u8; 4], dst: [u8; 4]) -> f64 {
+    let total: f64 = (0..NEW_FLOWS)
+        .map(|i| {
+            let frame = tcp_frame(src, 10000 + i, dst, 80, 0x02);
+            let out = prog
+                .test_run(ProgramInput {
+                    data_in: Some(&frame),
+                    ..Default::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            out.duration.as_nanos() as f64
+        })
+        .sum();
+    total / f64::from(NEW_FLOWS)
+}
+
+fn tcp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&tcp);
+    f
+}
