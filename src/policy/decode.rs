@@ -100,11 +100,8 @@ fn port_range(port: u16, prefixlen: u32) -> PortRange {
     let bits = prefixlen
         .saturating_sub(KIND_BITS + RULE_FIXED_BITS)
         .min(16);
-    let host_mask = if bits == 0 {
-        u16::MAX
-    } else {
-        u16::MAX >> bits
-    };
+    // An exact port (16 bits) has no host bits; u16 >> 16 would overflow.
+    let host_mask = u16::MAX.checked_shr(bits).unwrap_or(0);
     PortRange {
         lo: port & !host_mask,
         hi: port | host_mask,
@@ -140,6 +137,22 @@ mod tests {
         };
         assert_eq!((src, dst, proto, rule_id), (3, image::SEG_ANY, 6, 7));
         assert_eq!(ports, PortRange { lo: 1024, hi: 2047 });
+        let exact = decode_entry(&image::rule_key(1, 2, 6, 443, 16), &value);
+        assert!(matches!(
+            exact,
+            Entry::Rule {
+                ports: PortRange { lo: 443, hi: 443 },
+                ..
+            }
+        ));
+        let all = decode_entry(&image::rule_key(1, 2, 6, 0, 0), &value);
+        assert!(matches!(
+            all,
+            Entry::Rule {
+                ports: PortRange::ALL,
+                ..
+            }
+        ));
         assert_eq!((action, log, audit), (Action::Allow, true, false));
     }
 

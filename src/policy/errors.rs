@@ -62,6 +62,39 @@ pub enum PolicyErrorKind {
     CapacityExceeded,
 }
 
+impl PolicyErrorKind {
+    /// Every kind (tests check that each is exercised).
+    pub const ALL: &'static [PolicyErrorKind] = &[
+        Self::Syntax,
+        Self::NotUtf8,
+        Self::FileTooLarge,
+        Self::UnknownKey,
+        Self::MissingKey,
+        Self::WrongType,
+        Self::UnsupportedVersion,
+        Self::UnknownAction,
+        Self::UnknownMode,
+        Self::UnknownProto,
+        Self::OutOfRange,
+        Self::BadFailsafe,
+        Self::BadName,
+        Self::ReservedName,
+        Self::BadCidr,
+        Self::PrefixTooLong,
+        Self::HostBitsSet,
+        Self::DuplicateCidr,
+        Self::UnknownSegment,
+        Self::EmptyList,
+        Self::BadPort,
+        Self::ReversedRange,
+        Self::PortsNotAllowed,
+        Self::IcmpTypesNotAllowed,
+        Self::UnknownIcmpType,
+        Self::DuplicateRuleName,
+        Self::CapacityExceeded,
+    ];
+}
+
 /// One problem, at a 1-based line and column of the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {

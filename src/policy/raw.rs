@@ -71,7 +71,10 @@ pub(crate) fn parse(src: &str) -> Result<Vec<(Key, Node)>, SyntaxError> {
             ..
         }) => Ok(entries),
         Ok(_) => Err(("a policy file must be a TOML table".into(), None)),
-        Err(e) => Err((e.message().trim().to_string(), e.span())),
+        Err(e) => {
+            let lines: Vec<&str> = e.message().lines().map(str::trim).collect();
+            Err((lines.join("; "), e.span()))
+        }
     }
 }
 

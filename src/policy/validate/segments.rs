@@ -37,7 +37,12 @@ pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
     let mut first_use: HashMap<Prefix, FirstUse> = HashMap::new();
     for (name, field) in table.fields() {
         if let Err(problem) = values::segment_name(name) {
+            let reserved = problem.0 == Kind::ReservedName;
             report(c, "segments", &field.key_span, problem);
+            if reserved {
+                // `world` stays the implicit segment for the rules.
+                continue;
+            }
         }
         // Registered even when invalid, so rules naming it get no second error.
         let index = segments.list.len();
