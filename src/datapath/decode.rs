@@ -3,22 +3,18 @@
 //!
 //! Both `policy show` (live maps) and `policy diff` (live vs a file's
 //! image) go through the same decoder, so a diff compares like with like.
-//! (crate::policy::decode::decode_entry decodes single entries too, but
-//! its port_range overflows on exact ports (prefix /16), so rules are
-//! decoded here.)
+//! Single entries are decoded by crate::policy::decode::decode_entry;
+//! this module reassembles them into segments and rules.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;
 
 use super::apply::{META_CONFIG_PATH, META_CONFIG_SHA256};
 use super::maps::{MetaEntry, TrieEntry};
-use crate::policy::decode::meta_text;
-use crate::policy::image::{KIND_BITS, PROTO_ANY, RULE_FIXED_BITS, SEG_ANY, SEG_WORLD};
-use crate::skel::types::{
-    segfw_action, segfw_key_kind, segfw_limits, segfw_policy_key, segfw_rule_key, segfw_value_flags,
-};
-use crate::skel::{bytes_of, from_bytes};
+use crate::policy::decode::{decode_entry, meta_text, Entry};
+use crate::policy::image::{PROTO_ANY, SEG_ANY, SEG_WORLD};
+use crate::policy::model::{self, PortRange, Prefix};
+use crate::skel::types::{segfw_key_kind, segfw_limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,12 +23,11 @@ pub enum Action {
     Deny,
 }
 
-impl Action {
-    fn from_raw(action: u8) -> Self {
-        if u32::from(action) == segfw_action::SEGFW_ACTION_ALLOW.0 {
-            Action::Allow
-        } else {
-            Action::Deny
+impl From<model::Action> for Action {
+    fn from(action: model::Action) -> Self {
+        match action {
+            model::Action::Allow => Action::Allow,
+            model::Action::Deny => Action::Deny,
         }
     }
 }
@@ -104,37 +99,41 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
         failsafe: Vec::new(),
         trie_entries: trie.len(),
     };
-    let mut classes: BTreeMap<u32, BTreeSet<Cidr>> = BTreeMap::new();
+    let mut classes: BTreeMap<u32, BTreeSet<Prefix>> = BTreeMap::new();
     let mut rules: BTreeMap<u32, RuleParts> = BTreeMap::new();
     let mut failsafe = BTreeSet::new();
     for (key, value) in trie {
-        match segfw_key_kind(key.kind) {
-            segfw_key_kind::SEGFW_KIND_CONFIG => {
-                view.generation = value.id;
-                view.defaults.action = Action::from_raw(value.action);
-                view.defaults.mode = if has_flag(value.flags, segfw_value_flags::SEGFW_FLAG_AUDIT) {
-                    Mode::Audit
-                } else {
-                    Mode::Enforce
-                };
+        match decode_entry(key, value) {
+            Entry::Config {
+                generation,
+                default_action,
+                audit,
+                ..
+            } => {
+                view.generation = generation;
+                view.defaults.action = default_action.into();
+                view.defaults.mode = if audit { Mode::Audit } else { Mode::Enforce };
             }
-            segfw_key_kind::SEGFW_KIND_SEGMENT => {
-                classes
-                    .entry(value.id)
-                    .or_default()
-                    .insert(Cidr::of_key(key));
+            Entry::Segment { prefix, class } => {
+                classes.entry(class).or_default().insert(prefix);
             }
-            segfw_key_kind::SEGFW_KIND_RULE => {
-                rules
-                    .entry(value.id)
-                    .or_default()
-                    .add(key, value.action, value.flags);
+            Entry::Rule {
+                src,
+                dst,
+                proto,
+                ports,
+                rule_id,
+                action,
+                log,
+                audit,
+            } => rules
+                .entry(rule_id)
+                .or_insert_with(|| RuleParts::new(action.into()))
+                .add(src, dst, proto, ports, log, audit),
+            Entry::Failsafe { port } => {
+                failsafe.insert(port);
             }
-            segfw_key_kind::SEGFW_KIND_FAILSAFE => {
-                let rule = rule_key(key);
-                failsafe.insert((rule.proto, u16::from_be(rule.port)));
-            }
-            _ => {}
+            Entry::Unknown { .. } => {}
         }
     }
     let labels = SegmentLabels::new(&classes, &names);
@@ -143,30 +142,12 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
         .into_iter()
         .map(|(id, parts)| parts.finish(id, &names, &labels))
         .collect();
+    // FAILSAFE entries are inbound TCP ports (bpf/segfw_shared.h).
     view.failsafe = failsafe
         .into_iter()
-        .map(|(proto, port)| format!("{}/{port}", proto_name(proto)))
+        .map(|port| format!("tcp/{port}"))
         .collect();
     view
-}
-
-fn has_flag(flags: u8, flag: segfw_value_flags) -> bool {
-    u32::from(flags) & flag.0 != 0
-}
-
-/// The key's data bytes (the union), read without touching the union.
-fn key_data(key: &segfw_policy_key) -> &[u8] {
-    &bytes_of(key)[std::mem::offset_of!(segfw_policy_key, data)..]
-}
-
-fn rule_key(key: &segfw_policy_key) -> segfw_rule_key {
-    from_bytes(key_data(key)).unwrap_or_default()
-}
-
-fn key_addr(key: &segfw_policy_key) -> [u8; 16] {
-    let mut addr = [0u8; 16];
-    addr.copy_from_slice(&key_data(key)[..16]);
-    addr
 }
 
 /// Names from meta: (kind, id) -> text.
@@ -215,54 +196,23 @@ pub fn rule_label(id: u32, names: &HashMap<u32, String>) -> String {
 pub const RULE_DEFAULT: u32 = segfw_limits::SEGFW_RULE_DEFAULT.0;
 pub const RULE_FAILSAFE: u32 = segfw_limits::SEGFW_RULE_FAILSAFE.0;
 
-/// A segment prefix, ordered IPv4 first, then by address and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Cidr {
-    addr: IpAddr,
-    len: u32,
-}
-
-impl Cidr {
-    /// The prefix of a SEGMENT key; IPv4-mapped prefixes become IPv4 again.
-    fn of_key(key: &segfw_policy_key) -> Self {
-        let bits = key.prefixlen.saturating_sub(KIND_BITS);
-        let v6 = Ipv6Addr::from(key_addr(key));
-        match v6.to_ipv4_mapped() {
-            Some(v4) if bits >= 96 => Cidr {
-                addr: IpAddr::V4(v4),
-                len: bits - 96,
-            },
-            _ => Cidr {
-                addr: IpAddr::V6(v6),
-                len: bits,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
 /// How segment (prefix-class) ids read in rules and the segment list.
 struct SegmentLabels {
     /// class id -> segment name, or the class's CIDRs if it has no name
     /// (an inline CIDR in a rule).
     labels: HashMap<u32, String>,
-    named: BTreeMap<String, BTreeSet<Cidr>>,
+    named: BTreeMap<String, BTreeSet<Prefix>>,
 }
 
 impl SegmentLabels {
-    fn new(classes: &BTreeMap<u32, BTreeSet<Cidr>>, names: &Names) -> Self {
+    fn new(classes: &BTreeMap<u32, BTreeSet<Prefix>>, names: &Names) -> Self {
         let mut labels = HashMap::new();
-        let mut named: BTreeMap<String, BTreeSet<Cidr>> = BTreeMap::new();
+        let mut named: BTreeMap<String, BTreeSet<Prefix>> = BTreeMap::new();
         for (id, cidrs) in classes {
             let cidr_text = || {
                 cidrs
                     .iter()
-                    .map(Cidr::to_string)
+                    .map(Prefix::to_string)
                     .collect::<Vec<_>>()
                     .join(",")
             };
@@ -295,43 +245,54 @@ impl SegmentLabels {
     fn segments(&self) -> BTreeMap<String, Vec<String>> {
         self.named
             .iter()
-            .map(|(name, cidrs)| (name.clone(), cidrs.iter().map(Cidr::to_string).collect()))
+            .map(|(name, cidrs)| (name.clone(), cidrs.iter().map(Prefix::to_string).collect()))
             .collect()
     }
 }
 
 /// The entries of one rule id, accumulated.
-#[derive(Default)]
 struct RuleParts {
-    action: u8,
-    flags: u8,
+    action: Action,
+    log: bool,
+    audit: bool,
     src: BTreeSet<u32>,
     dst: BTreeSet<u32>,
     protos: BTreeSet<u16>,
-    ports: Vec<(u32, u32)>,
-    icmp_types: Vec<(u32, u32)>,
+    ports: Vec<PortRange>,
+    icmp_types: Vec<PortRange>,
     entries: usize,
 }
 
 impl RuleParts {
-    fn add(&mut self, key: &segfw_policy_key, action: u8, flags: u8) {
-        let rule = rule_key(key);
-        self.action = action;
-        self.flags |= flags;
-        self.src.insert(rule.src_seg);
-        self.dst.insert(rule.dst_seg);
-        self.protos.insert(rule.proto);
+    fn new(action: Action) -> Self {
+        RuleParts {
+            action,
+            log: false,
+            audit: false,
+            src: BTreeSet::new(),
+            dst: BTreeSet::new(),
+            protos: BTreeSet::new(),
+            ports: Vec::new(),
+            icmp_types: Vec::new(),
+            entries: 0,
+        }
+    }
+
+    fn add(&mut self, src: u32, dst: u32, proto: u16, range: PortRange, log: bool, audit: bool) {
+        self.src.insert(src);
+        self.dst.insert(dst);
+        self.protos.insert(proto);
+        self.log |= log;
+        self.audit |= audit;
         self.entries += 1;
-        let port_bits = key
-            .prefixlen
-            .saturating_sub(KIND_BITS + RULE_FIXED_BITS)
-            .min(16);
-        let first = u32::from(u16::from_be(rule.port));
-        let last = first + (1u32 << (16 - port_bits)) - 1;
-        if is_icmp(rule.proto) {
-            self.icmp_types.push((first, last.min(255)));
+        // ICMP types live in the low byte of the port field.
+        if is_icmp(proto) {
+            self.icmp_types.push(PortRange {
+                lo: range.lo,
+                hi: range.hi.min(255),
+            });
         } else {
-            self.ports.push((first, last));
+            self.ports.push(range);
         }
     }
 
@@ -345,9 +306,9 @@ impl RuleParts {
             name: names
                 .get(segfw_key_kind::SEGFW_KIND_RULE, id)
                 .map_or_else(|| format!("rule-{id}"), str::to_string),
-            action: Action::from_raw(self.action),
-            log: has_flag(self.flags, segfw_value_flags::SEGFW_FLAG_LOG),
-            audit: has_flag(self.flags, segfw_value_flags::SEGFW_FLAG_AUDIT),
+            action: self.action,
+            log: self.log,
+            audit: self.audit,
             from: label_all(&self.src),
             to: label_all(&self.dst),
             proto: self.protos.iter().map(|p| proto_name(*p)).collect(),
@@ -376,7 +337,11 @@ pub fn proto_name(proto: u16) -> String {
 }
 
 /// Merged ranges as text; the full range `0..=max` reads as "all" (empty).
-fn ranges_text(mut ranges: Vec<(u32, u32)>, max: u32) -> Vec<String> {
+fn ranges_text(ranges: Vec<PortRange>, max: u32) -> Vec<String> {
+    let mut ranges: Vec<(u32, u32)> = ranges
+        .iter()
+        .map(|r| (u32::from(r.lo), u32::from(r.hi)))
+        .collect();
     ranges.sort_unstable();
     let mut merged: Vec<(u32, u32)> = Vec::new();
     for (first, last) in ranges {
@@ -548,7 +513,8 @@ fn set_diff(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
 mod tests {
     use super::*;
     use crate::policy::image::{config_key, failsafe_key, meta_entry, rule_key, segment_key};
-    use crate::skel::types::segfw_policy_value;
+    use crate::skel::types::{segfw_action, segfw_policy_value};
+    use std::net::IpAddr;
 
     fn value(id: u32, action: segfw_action, flags: u8) -> segfw_policy_value {
         segfw_policy_value {
@@ -648,10 +614,9 @@ mod tests {
 
     #[test]
     fn ranges_merge_and_full_range_is_all() {
-        assert_eq!(
-            ranges_text(vec![(80, 80), (81, 81), (443, 443)], 65535),
-            ["80-81", "443"]
-        );
-        assert!(ranges_text(vec![(0, 32767), (32768, 65535)], 65535).is_empty());
+        let r = |lo, hi| PortRange { lo, hi };
+        let merged = ranges_text(vec![r(80, 80), r(81, 81), r(443, 443)], 65535);
+        assert_eq!(merged, ["80-81", "443"]);
+        assert!(ranges_text(vec![r(0, 32767), r(32768, 65535)], 65535).is_empty());
     }
 }
