@@ -6,6 +6,7 @@ use clap::Parser;
 use segfw::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -14,4 +15,13 @@ fn main() -> ExitCode {
             ExitCode::from(segfw::exit_code(&err))
         }
     }
+}
+
+/// `segfw ... | head` should end quietly, as other CLI tools do, instead of
+/// panicking on the closed pipe: Rust starts with SIGPIPE ignored.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL
+    // installs no Rust handler, so nothing can run in signal context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -38,7 +38,7 @@ pub fn list(pins: &PinDir) -> Result<Vec<Flow>> {
         Ok((_, meta)) => rule_names(&meta),
         Err(_) => HashMap::new(),
     };
-    let now = boot_time_ns();
+    let now = datapath_clock_ns();
     let mut flows: Vec<Flow> = conntrack
         .entries::<segfw_ct_key, segfw_ct_value>()?
         .iter()
@@ -54,9 +54,10 @@ pub fn flush(pins: &PinDir, _lock: &PinLock) -> Result<usize> {
     open_conntrack(pins)?.clear()
 }
 
-/// CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns().
-pub fn boot_time_ns() -> u64 {
-    clock_gettime(ClockId::CLOCK_BOOTTIME)
+/// Now on the datapath's clock: bpf_ktime_get_coarse_ns() is CLOCK_MONOTONIC
+/// at tick resolution, so CLOCK_MONOTONIC_COARSE reads the same clock.
+pub fn datapath_clock_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
 }

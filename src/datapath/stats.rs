@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::conntrack::boot_time_ns;
+use super::conntrack::datapath_clock_ns;
 use super::decode::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
 use super::maps::{open_reason_stats, open_rule_stats, Maps, MetaEntry};
 use super::pins::PinDir;
@@ -57,7 +57,7 @@ pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
         .collect();
 
     let rule_stats = open_rule_stats(pins)?;
-    let now = boot_time_ns();
+    let now = datapath_clock_ns();
     let mut rules = Vec::new();
     for id in ids {
         let per_cpu: Vec<segfw_rule_stats> = rule_stats.get_percpu(id)?;
