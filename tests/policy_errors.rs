@@ -323,7 +323,7 @@ fn cases() -> Vec<Case> {
             Kind::CapacityExceeded,
             1,
             1,
-            "pairs",
+            "combinations",
         ),
     ]
 }

@@ -92,23 +92,41 @@ impl Classes {
         class_id(first)..class_id(end)
     }
 
-    /// The class ids a rule's `from`/`to` covers; None for "*".
-    pub(crate) fn expand(&self, endpoints: &Endpoints) -> Option<Vec<u32>> {
+    /// Appends the class ids a rule's `from`/`to` covers to `ids` (sorted,
+    /// unique); returns the range they occupy, or None for "*".
+    pub(crate) fn expand_into(
+        &self,
+        endpoints: &Endpoints,
+        ids: &mut Vec<u32>,
+    ) -> Option<Range<usize>> {
         let Endpoints::Set { segments, cidrs } = endpoints else {
             return None;
         };
-        let mut ids: Vec<u32> = segments
-            .iter()
-            .flat_map(|s| self.of_segment(*s))
-            .copied()
-            .collect();
+        let start = ids.len();
+        for segment in segments {
+            ids.extend_from_slice(self.of_segment(*segment));
+        }
         for cidr in cidrs {
             ids.extend(self.inside(cidr));
         }
-        ids.sort_unstable();
-        ids.dedup();
-        Some(ids)
+        let added = &mut ids[start..];
+        added.sort_unstable();
+        let unique = dedup_sorted(added);
+        ids.truncate(start + unique);
+        Some(start..ids.len())
     }
+}
+
+/// Moves the distinct values of a sorted slice to its front; returns how many.
+fn dedup_sorted(values: &mut [u32]) -> usize {
+    let mut unique = 0;
+    for i in 0..values.len() {
+        if unique == 0 || values[i] != values[unique - 1] {
+            values[unique] = values[i];
+            unique += 1;
+        }
+    }
+    unique
 }
 
 fn class_id(index: usize) -> u32 {

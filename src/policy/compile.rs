@@ -6,7 +6,7 @@
 //! Within one key, overlapping rules are resolved here (deny overrides allow,
 //! lower id first); across the 8 wildcard combinations the datapath takes
 //! the lowest-id deny, else the lowest-id allow, of its lookups.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::skel::bytes_of;
 use crate::skel::types::{
@@ -41,17 +41,18 @@ impl Default for Limits {
     }
 }
 
-/// Above this many (rule, src class, dst class) expansions the compiler gives
-/// up before allocating them: such a policy cannot fit the trie in practice.
-const MAX_EXPANSIONS: u64 = 1 << 25;
+/// Above this many (rule, src class, dst class) expansions (16 bytes each)
+/// the compiler gives up before allocating them: such a policy cannot fit
+/// the trie in practice.
+const MAX_EXPANSIONS: u64 = 1 << 23;
 
 type TrieEntry = (segfw_policy_key, segfw_policy_value);
 
 /// (src class or SEG_ANY, dst class or SEG_ANY, proto or PROTO_ANY).
 type RuleKey = (u32, u32, u16);
 
-/// The class ids of one side of a rule; None for "*".
-type Side = Option<Vec<u32>>;
+/// Where the class ids of one side of a rule are in the ids arena; None for "*".
+type Side = Option<std::ops::Range<usize>>;
 
 /// Compiles against the datapath's capacities.
 pub fn compile(policy: &Policy) -> Result<PolicyImage, PolicyError> {
@@ -70,23 +71,25 @@ pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyIma
             limits.max_classes
         )));
     }
-    let groups = group_rules(policy, &classes, limits)?;
-    let rule_entries = rule_entries(policy, &groups, limits)?;
-    let combos = combos(&rule_entries);
-    let mut trie = Vec::with_capacity(1 + classes.len() + rule_entries.len());
+    let expansions = expand_rules(policy, &classes, limits)?;
+    // CONFIG goes first; its combos are known once the rules are compiled.
+    let mut trie = Vec::with_capacity(1 + classes.len() + expansions.len());
+    trie.push((image::config_key(), value(0, 0, 0)));
     trie.extend(
         classes
             .iter()
             .map(|(id, prefix, _)| (prefix.segment_key(), value(id, 0, 0))),
     );
-    let rule_entry_count = rule_entries.len();
-    trie.extend(rule_entries.into_iter().map(|(_, entry)| entry));
+    let before_rules = trie.len();
+    let combos = push_rule_entries(policy, &expansions, limits, &mut trie)?;
+    drop(expansions);
+    let rule_entry_count = trie.len() - before_rules;
     trie.extend(failsafe_entries(policy));
-    if trie.len() + 1 > limits.max_entries {
-        return Err(too_many_entries(trie.len() + 1, limits));
+    if trie.len() > limits.max_entries {
+        return Err(too_many_entries(trie.len(), limits));
     }
-    trie.sort_unstable_by(|a, b| bytes_of(&a.0).cmp(bytes_of(&b.0)));
-    trie.insert(0, (image::config_key(), config_value(policy, combos)));
+    trie[0].1 = config_value(policy, combos);
+    trie[1..].sort_unstable_by_key(|(key, _)| key_order(key));
     let summary = Summary {
         segments: policy.segments.len(),
         prefixes: classes.len(),
@@ -130,97 +133,154 @@ fn check_rule_count(policy: &Policy, limits: &Limits) -> Result<(), PolicyError>
     })
 }
 
-/// Rule indexes per key, each list in rule order.
-fn group_rules(
+/// Every (key, rule index) a rule expands to, sorted: the rules of one key
+/// are a contiguous run, in rule order. (One flat sort is much cheaper than
+/// a map of per-key lists, and deterministic.)
+fn expand_rules(
     policy: &Policy,
     classes: &Classes,
     limits: &Limits,
-) -> Result<HashMap<RuleKey, Vec<u32>>, PolicyError> {
+) -> Result<Vec<(RuleKey, u32)>, PolicyError> {
+    // Class ids of every rule's sides in one arena: few allocations.
+    let mut ids = Vec::new();
     let sides: Vec<(Side, Side)> = policy
         .rules
         .iter()
-        .map(|r| (classes.expand(&r.from), classes.expand(&r.to)))
+        .map(|r| {
+            (
+                classes.expand_into(&r.from, &mut ids),
+                classes.expand_into(&r.to, &mut ids),
+            )
+        })
         .collect();
-    let expansions: u64 = sides.iter().map(|(s, d)| side_len(s) * side_len(d)).sum();
-    if expansions > MAX_EXPANSIONS {
+    let count: u64 = sides.iter().map(|(s, d)| side_len(s) * side_len(d)).sum();
+    if count > MAX_EXPANSIONS {
         return Err(capacity(format!(
-            "the rules expand to {expansions} (source class, destination class) pairs; at most {MAX_EXPANSIONS} can be compiled: name fewer or smaller segments per rule"
+            "the rules expand to {count} (rule, source class, destination class) combinations; at most {MAX_EXPANSIONS} can be compiled: name fewer or smaller segments per rule"
         )));
     }
-    let mut groups: HashMap<RuleKey, Vec<u32>> = HashMap::with_capacity(policy.rules.len());
+    let mut expansions = Vec::with_capacity(count as usize);
     for (index, (rule, (srcs, dsts))) in policy.rules.iter().zip(&sides).enumerate() {
         let proto = rule.proto.key_value();
-        for &src in side_ids(srcs) {
-            for &dst in side_ids(dsts) {
-                groups
-                    .entry((src, dst, proto))
-                    .or_default()
-                    .push(index as u32);
+        for &src in side_ids(srcs, &ids) {
+            for &dst in side_ids(dsts, &ids) {
+                expansions.push(((src, dst, proto), index as u32));
             }
         }
-        // Every key yields at least one entry: stop before it gets huge.
-        if groups.len() >= limits.max_entries {
-            return Err(too_many_entries(groups.len(), limits));
-        }
     }
-    Ok(groups)
+    expansions.sort_unstable();
+    let keys = expansions.chunk_by(|a, b| a.0 == b.0).count();
+    // Every key yields at least one entry (plus CONFIG).
+    if keys >= limits.max_entries {
+        return Err(too_many_entries(keys + 1, limits));
+    }
+    Ok(expansions)
 }
 
 fn side_len(side: &Side) -> u64 {
-    side.as_ref().map_or(1, |ids| ids.len() as u64)
+    side.as_ref().map_or(1, |range| range.len() as u64)
 }
 
 const ANY_SIDE: &[u32] = &[SEG_ANY];
 
-fn side_ids(side: &Side) -> &[u32] {
-    side.as_deref().unwrap_or(ANY_SIDE)
+fn side_ids<'a>(side: &Side, ids: &'a [u32]) -> &'a [u32] {
+    side.clone().map_or(ANY_SIDE, |range| &ids[range])
 }
 
-/// RULE entries of every key, with the key (for the combos mask).
-fn rule_entries(
+/// The normalized port ranges of every rule, in one arena.
+struct RulePorts {
+    ranges: Vec<PortRange>,
+    /// Per rule: its slice of `ranges`.
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+impl RulePorts {
+    fn new(policy: &Policy) -> Self {
+        let mut ranges = Vec::with_capacity(policy.rules.len());
+        let spans = policy
+            .rules
+            .iter()
+            .map(|rule| {
+                let start = ranges.len();
+                rule.extend_port_ranges(&mut ranges);
+                let merged = normalize(&mut ranges[start..]);
+                ranges.truncate(start + merged);
+                start..ranges.len()
+            })
+            .collect();
+        Self { ranges, spans }
+    }
+
+    fn of(&self, rule_index: u32) -> &[PortRange] {
+        &self.ranges[self.spans[rule_index as usize].clone()]
+    }
+}
+
+/// Appends the RULE entries of every key to `trie`; returns the combos
+/// mask (which wildcard combinations have entries).
+fn push_rule_entries(
     policy: &Policy,
-    groups: &HashMap<RuleKey, Vec<u32>>,
+    expansions: &[(RuleKey, u32)],
     limits: &Limits,
-) -> Result<Vec<(RuleKey, TrieEntry)>, PolicyError> {
-    let ranges: Vec<Vec<PortRange>> = policy
-        .rules
-        .iter()
-        .map(|r| normalized(r.port_ranges()))
-        .collect();
+    trie: &mut Vec<TrieEntry>,
+) -> Result<u8, PolicyError> {
+    let ranges = RulePorts::new(policy);
     let values: Vec<segfw_policy_value> = policy
         .rules
         .iter()
         .map(|r| value(r.id, r.action.raw(), r.flags()))
         .collect();
-    let mut entries = Vec::with_capacity(groups.len());
-    let mut winners = Vec::new();
-    for (&key, rule_indexes) in groups {
+    let (mut combos, mut rule_indexes, mut winners) = (0u8, Vec::new(), Vec::new());
+    for run in expansions.chunk_by(|a, b| a.0 == b.0) {
+        let (src, dst, proto) = run[0].0;
+        rule_indexes.clear();
+        rule_indexes.extend(run.iter().map(|&(_, index)| index));
         winners.clear();
-        resolve_key(rule_indexes, policy, &ranges, &mut winners);
-        let (src, dst, proto) = key;
+        resolve_key(&rule_indexes, policy, &ranges, &mut winners);
         for &(range, index) in &winners {
-            for (port, bits) in port_prefixes(range) {
-                let entry_key = image::rule_key(src, dst, proto, port, bits);
-                entries.push((key, (entry_key, values[index as usize])));
-            }
+            for_each_port_prefix(range, |port, bits| {
+                let key = image::rule_key(src, dst, proto, port, bits);
+                trie.push((key, values[index as usize]));
+            });
         }
-        if entries.len() >= limits.max_entries {
-            return Err(too_many_entries(entries.len(), limits));
+        combos |= combo_bit(src, dst, proto);
+        if trie.len() > limits.max_entries {
+            return Err(too_many_entries(trie.len(), limits));
         }
     }
-    Ok(entries)
+    Ok(combos)
 }
 
-/// Sorted, with overlapping and adjacent ranges merged.
-fn normalized(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+/// The combos bit of a key: (src is ANY) << 2 | (dst is ANY) << 1 | (proto is ANY).
+fn combo_bit(src: u32, dst: u32, proto: u16) -> u8 {
+    let bit = (u8::from(src == SEG_ANY) << 2)
+        | (u8::from(dst == SEG_ANY) << 1)
+        | u8::from(proto == PROTO_ANY);
+    1 << bit
+}
+
+/// A key's bytes as integers whose order is the bytes' order, so sorting
+/// by it sorts by key bytes without a memcmp per comparison.
+fn key_order(key: &segfw_policy_key) -> (u128, u64) {
+    let bytes = bytes_of(key);
+    let head: [u8; 16] = bytes[..16].try_into().expect("24-byte key");
+    let tail: [u8; 8] = bytes[16..24].try_into().expect("24-byte key");
+    (u128::from_be_bytes(head), u64::from_be_bytes(tail))
+}
+
+/// Sorts `ranges` and merges overlapping and adjacent ones to the front;
+/// returns how many remain.
+fn normalize(ranges: &mut [PortRange]) -> usize {
     ranges.sort_unstable();
-    let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        match merged.last_mut() {
-            Some(last) if u32::from(range.lo) <= u32::from(last.hi) + 1 => {
-                last.hi = last.hi.max(range.hi)
-            }
-            _ => merged.push(range),
+    let mut merged = 0;
+    for i in 0..ranges.len() {
+        let range = ranges[i];
+        if merged > 0 && u32::from(range.lo) <= u32::from(ranges[merged - 1].hi) + 1 {
+            let last = &mut ranges[merged - 1];
+            last.hi = last.hi.max(range.hi);
+        } else {
+            ranges[merged] = range;
+            merged += 1;
         }
     }
     merged
@@ -232,17 +292,17 @@ fn normalized(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
 fn resolve_key(
     rule_indexes: &[u32],
     policy: &Policy,
-    ranges: &[Vec<PortRange>],
+    ranges: &RulePorts,
     out: &mut Vec<(PortRange, u32)>,
 ) {
     if let [only] = rule_indexes {
-        out.extend(ranges[*only as usize].iter().map(|&r| (r, *only)));
+        out.extend(ranges.of(*only).iter().map(|&r| (r, *only)));
         return;
     }
     // Sweep over range boundaries; `end` is exclusive (up to 65536).
     let mut events: Vec<(u32, bool, u32)> = Vec::new();
     for &index in rule_indexes {
-        for range in &ranges[index as usize] {
+        for range in ranges.of(index) {
             events.push((u32::from(range.lo), true, index));
             events.push((u32::from(range.hi) + 1, false, index));
         }
@@ -283,10 +343,10 @@ fn resolve_key(
     }
 }
 
-/// The maximal aligned prefixes covering `range`: (first port, prefix bits).
-fn port_prefixes(range: PortRange) -> Vec<(u16, u8)> {
+/// Calls `emit(first port, prefix bits)` for each of the maximal aligned
+/// prefixes that together cover `range`.
+fn for_each_port_prefix(range: PortRange, mut emit: impl FnMut(u16, u8)) {
     let (mut lo, hi) = (u32::from(range.lo), u32::from(range.hi));
-    let mut out = Vec::new();
     while lo <= hi {
         // The largest block aligned at `lo` that ends within the range.
         let mut size: u32 = if lo == 0 {
@@ -297,20 +357,9 @@ fn port_prefixes(range: PortRange) -> Vec<(u16, u8)> {
         while lo + size - 1 > hi {
             size >>= 1;
         }
-        out.push((lo as u16, (16 - size.trailing_zeros()) as u8));
+        emit(lo as u16, (16 - size.trailing_zeros()) as u8);
         lo += size;
     }
-    out
-}
-
-/// Bitmask over the 8 wildcard combinations that have RULE entries.
-fn combos(entries: &[(RuleKey, TrieEntry)]) -> u8 {
-    entries.iter().fold(0, |mask, &((src, dst, proto), _)| {
-        let bit = (u8::from(src == SEG_ANY) << 2)
-            | (u8::from(dst == SEG_ANY) << 1)
-            | u8::from(proto == PROTO_ANY);
-        mask | (1 << bit)
-    })
 }
 
 fn value(id: u32, action: u8, flags: u8) -> segfw_policy_value {
@@ -375,6 +424,12 @@ mod tests {
         PortRange { lo, hi }
     }
 
+    fn port_prefixes(range: PortRange) -> Vec<(u16, u8)> {
+        let mut out = Vec::new();
+        for_each_port_prefix(range, |port, bits| out.push((port, bits)));
+        out
+    }
+
     #[test]
     fn port_ranges_split_into_maximal_aligned_prefixes() {
         assert_eq!(port_prefixes(PortRange::ALL), vec![(0, 0)]);
@@ -391,6 +446,11 @@ mod tests {
 
     #[test]
     fn normalize_merges_overlaps_and_neighbours() {
+        let normalized = |mut v: Vec<PortRange>| {
+            let n = normalize(&mut v);
+            v.truncate(n);
+            v
+        };
         assert_eq!(
             normalized(vec![r(90, 100), r(80, 85), r(86, 89), r(95, 120)]),
             vec![r(80, 120)]

@@ -319,13 +319,20 @@ impl Rule {
     /// The ranges of the rule key's port field this rule covers: destination
     /// ports, or ICMP types, or everything.
     pub fn port_ranges(&self) -> Vec<PortRange> {
+        let mut out = Vec::new();
+        self.extend_port_ranges(&mut out);
+        out
+    }
+
+    /// [`Rule::port_ranges`], appended to `out` (no allocation of its own).
+    pub fn extend_port_ranges(&self, out: &mut Vec<PortRange>) {
         if !self.ports.is_empty() {
-            self.ports.clone()
+            out.extend_from_slice(&self.ports);
         } else if !self.icmp_types.is_empty() {
             let types = self.icmp_types.iter().map(|&t| u16::from(t));
-            types.map(|t| PortRange { lo: t, hi: t }).collect()
+            out.extend(types.map(|t| PortRange { lo: t, hi: t }));
         } else {
-            vec![PortRange::ALL]
+            out.push(PortRange::ALL);
         }
     }
 

@@ -78,35 +78,58 @@ pub(crate) fn parse(src: &str) -> Result<Vec<(Key, Node)>, SyntaxError> {
     }
 }
 
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, KeyVisitor)
+/// A key met in a map: one of toml's protocol fields (told apart without
+/// allocating: there is one per value), or a key of a real table.
+enum MapKey {
+    SpanStart,
+    SpanEnd,
+    SpanValue,
+    Datetime,
+    Table(Key),
+}
+
+impl MapKey {
+    fn plain(name: &str) -> Self {
+        match name {
+            SPANNED_START => MapKey::SpanStart,
+            SPANNED_END => MapKey::SpanEnd,
+            SPANNED_VALUE => MapKey::SpanValue,
+            DATETIME_FIELD => MapKey::Datetime,
+            other => MapKey::Table(Key {
+                name: other.to_string(),
+                span: None,
+            }),
+        }
     }
 }
 
-/// Accepts a spanned key, or a plain one (the datetime marker).
-struct KeyVisitor;
+impl<'de> Deserialize<'de> for MapKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Asking for a span gets table keys with theirs; protocol fields
+        // come as plain strings.
+        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, MapKeyVisitor)
+    }
+}
 
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key;
+struct MapKeyVisitor;
+
+impl<'de> Visitor<'de> for MapKeyVisitor {
+    type Value = MapKey;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a table key")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(Key {
-            name: v.to_string(),
-            span: None,
-        })
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<MapKey, E> {
+        Ok(MapKey::plain(v))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MapKey, A::Error> {
         let (span, name) = read_spanned::<A, String>(&mut map)?;
-        Ok(Key {
+        Ok(MapKey::Table(Key {
             name,
             span: Some(span),
-        })
+        }))
     }
 }
 
@@ -117,12 +140,12 @@ where
     T: Deserialize<'de>,
 {
     let (mut start, mut end, mut value) = (None, None, None);
-    while let Some(field) = map.next_key::<String>()? {
-        match field.as_str() {
-            SPANNED_START => start = Some(map.next_value::<usize>()?),
-            SPANNED_END => end = Some(map.next_value::<usize>()?),
-            SPANNED_VALUE => value = Some(map.next_value::<T>()?),
-            other => return Err(de::Error::unknown_field(other, SPANNED_FIELDS)),
+    while let Some(field) = map.next_key::<MapKey>()? {
+        match field {
+            MapKey::SpanStart => start = Some(map.next_value::<usize>()?),
+            MapKey::SpanEnd => end = Some(map.next_value::<usize>()?),
+            MapKey::SpanValue => value = Some(map.next_value::<T>()?),
+            _ => return Err(de::Error::custom("unexpected field in a spanned value")),
         }
     }
     match (start, end, value) {
@@ -200,18 +223,23 @@ impl<'de> Visitor<'de> for NodeVisitor {
     /// A map is one of: toml's span wrapper around a value, a datetime, or
     /// a table. The first key tells which.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let Some(first) = map.next_key::<Key>()? else {
-            return Ok(Self::plain(Raw::Table(Vec::new())));
+        let first = match map.next_key::<MapKey>()? {
+            None => return Ok(Self::plain(Raw::Table(Vec::new()))),
+            Some(MapKey::SpanStart) => return read_span_wrapper(map),
+            Some(MapKey::Datetime) => {
+                let text = map.next_value::<String>()?;
+                return Ok(Self::plain(Raw::Datetime(text)));
+            }
+            Some(MapKey::Table(key)) => key,
+            Some(MapKey::SpanEnd | MapKey::SpanValue) => {
+                return Err(de::Error::custom("malformed spanned value"))
+            }
         };
-        if first.span.is_none() && first.name == SPANNED_START {
-            return read_span_wrapper(first, map);
-        }
-        if first.span.is_none() && first.name == DATETIME_FIELD {
-            let text = map.next_value::<String>()?;
-            return Ok(Self::plain(Raw::Datetime(text)));
-        }
         let mut entries = vec![(first, map.next_value::<Node>()?)];
-        while let Some(key) = map.next_key::<Key>()? {
+        while let Some(key) = map.next_key::<MapKey>()? {
+            let MapKey::Table(key) = key else {
+                return Err(de::Error::custom("toml field inside a table"));
+            };
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
@@ -220,14 +248,14 @@ impl<'de> Visitor<'de> for NodeVisitor {
 }
 
 /// The rest of the span wrapper, after its first key (start) was read.
-fn read_span_wrapper<'de, A: MapAccess<'de>>(_first: Key, mut map: A) -> Result<Node, A::Error> {
+fn read_span_wrapper<'de, A: MapAccess<'de>>(mut map: A) -> Result<Node, A::Error> {
     let start = map.next_value::<usize>()?;
     let (mut end, mut value) = (None, None);
-    while let Some(field) = map.next_key::<String>()? {
-        match field.as_str() {
-            SPANNED_END => end = Some(map.next_value::<usize>()?),
-            SPANNED_VALUE => value = Some(map.next_value::<Unspanned>()?.0),
-            other => return Err(de::Error::unknown_field(other, SPANNED_FIELDS)),
+    while let Some(field) = map.next_key::<MapKey>()? {
+        match field {
+            MapKey::SpanEnd => end = Some(map.next_value::<usize>()?),
+            MapKey::SpanValue => value = Some(map.next_value::<Unspanned>()?.0),
+            _ => return Err(de::Error::custom("unexpected field in a spanned value")),
         }
     }
     match (end, value) {

@@ -1,5 +1,7 @@
 //! Typed access to the raw TOML tree. A value of the wrong type is recorded
 //! as an error and read as absent, so validation goes on with the rest.
+use std::fmt::Display;
+
 use super::super::errors::{Collector, PolicyErrorKind as Kind};
 use super::super::raw::{Key, Node, Raw, Span};
 use super::values::closest;
@@ -35,7 +37,7 @@ impl<'a> Value<'a> {
         }
     }
 
-    fn wrong_type(&self, c: &mut Collector, label: &str, expected: &str) {
+    fn wrong_type(&self, c: &mut Collector, label: impl Display, expected: &str) {
         let found = match self.raw {
             Raw::String(s) => format!("a string (\"{s}\")"),
             Raw::Integer(n) => format!("an integer ({n})"),
@@ -51,7 +53,12 @@ impl<'a> Value<'a> {
         );
     }
 
-    pub(crate) fn str(&self, c: &mut Collector, label: &str, expected: &str) -> Option<&'a str> {
+    pub(crate) fn str(
+        &self,
+        c: &mut Collector,
+        label: impl Display,
+        expected: &str,
+    ) -> Option<&'a str> {
         match self.raw {
             Raw::String(s) => Some(s),
             _ => {
@@ -61,7 +68,12 @@ impl<'a> Value<'a> {
         }
     }
 
-    pub(crate) fn int(&self, c: &mut Collector, label: &str, expected: &str) -> Option<i64> {
+    pub(crate) fn int(
+        &self,
+        c: &mut Collector,
+        label: impl Display,
+        expected: &str,
+    ) -> Option<i64> {
         match self.raw {
             Raw::Integer(n) => Some(*n),
             _ => {
@@ -71,7 +83,7 @@ impl<'a> Value<'a> {
         }
     }
 
-    pub(crate) fn bool(&self, c: &mut Collector, label: &str) -> Option<bool> {
+    pub(crate) fn bool(&self, c: &mut Collector, label: impl Display) -> Option<bool> {
         match self.raw {
             Raw::Boolean(b) => Some(*b),
             _ => {
@@ -84,7 +96,7 @@ impl<'a> Value<'a> {
     pub(crate) fn array(
         &self,
         c: &mut Collector,
-        label: &str,
+        label: impl Display,
         expected: &str,
     ) -> Option<Vec<Value<'a>>> {
         match self.raw {
@@ -105,7 +117,7 @@ impl<'a> Value<'a> {
         }
     }
 
-    pub(crate) fn table(&self, c: &mut Collector, label: &str) -> Option<Table<'a>> {
+    pub(crate) fn table(&self, c: &mut Collector, label: impl Display) -> Option<Table<'a>> {
         match self.raw {
             Raw::Table(entries) => Some(Table {
                 entries,
@@ -142,7 +154,7 @@ impl<'a> Table<'a> {
     }
 
     /// Records an error for each key not in `allowed`, with a typo hint.
-    pub(crate) fn reject_unknown(&self, c: &mut Collector, label: &str, allowed: &[&str]) {
+    pub(crate) fn reject_unknown(&self, c: &mut Collector, label: impl Display, allowed: &[&str]) {
         for (key, field) in self.fields().filter(|(k, _)| !allowed.contains(k)) {
             let hint = closest(key, allowed.iter().copied())
                 .map(|k| format!("did you mean \"{k}\"? "))
@@ -159,7 +171,7 @@ impl<'a> Table<'a> {
     }
 
     /// Records a missing required key, reported at the table's header.
-    pub(crate) fn missing(&self, c: &mut Collector, label: &str, key: &str, what: &str) {
+    pub(crate) fn missing(&self, c: &mut Collector, label: impl Display, key: &str, what: &str) {
         c.error(
             Kind::MissingKey,
             &self.span,

@@ -56,7 +56,7 @@ pub fn validate(src: &str) -> Result<Policy, Vec<PolicyError>> {
 }
 
 /// Records a value's problem at `span`, prefixed with what holds the value.
-fn report(c: &mut Collector, label: &str, span: &Span, (kind, message): Problem) {
+fn report(c: &mut Collector, label: impl std::fmt::Display, span: &Span, (kind, message): Problem) {
     c.error(kind, span, format!("{label}: {message}"));
 }
 

@@ -1,5 +1,6 @@
 //! `[[rules]]`: each rule's endpoints, protocol, ports/ICMP types, action.
 use std::collections::HashMap;
+use std::fmt;
 
 use super::super::errors::{Collector, PolicyErrorKind as Kind};
 use super::super::model::{Action, Endpoints, Location, PortRange, Proto, Rule, SegmentRef};
@@ -23,6 +24,42 @@ const ENDPOINTS_HINT: &str = "a segment name, a list of names, a CIDR, or \"*\""
 /// How many segment names an "unknown segment" error lists.
 const NAMES_SHOWN: usize = 10;
 
+/// `rule 3` or `rule 3 "web-to-db"`: formatted only if an error is reported
+/// (validation of a big policy would otherwise spend its time on labels).
+#[derive(Debug, Clone, Copy)]
+struct RuleLabel<'a> {
+    id: u32,
+    name: Option<&'a str>,
+}
+
+impl fmt::Display for RuleLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name {
+            Some(name) => write!(f, "rule {} \"{name}\"", self.id),
+            None => write!(f, "rule {}", self.id),
+        }
+    }
+}
+
+/// `rule 3 "web-to-db": ports`.
+#[derive(Debug, Clone, Copy)]
+struct FieldLabel<'a> {
+    rule: RuleLabel<'a>,
+    key: &'a str,
+}
+
+impl fmt::Display for FieldLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.key)
+    }
+}
+
+impl<'a> RuleLabel<'a> {
+    fn field(self, key: &'a str) -> FieldLabel<'a> {
+        FieldLabel { rule: self, key }
+    }
+}
+
 pub(crate) fn check(
     c: &mut Collector,
     field: Option<super::fields::Field>,
@@ -41,10 +78,10 @@ pub(crate) fn check(
     let mut first_use: HashMap<String, (u32, usize)> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let Some(table) = item.table(c, &format!("rule {id}")) else {
+        let Some(table) = item.table(c, RuleLabel { id, name: None }) else {
             continue;
         };
-        let (name, name_span) = rule_name(c, id, &table);
+        let (name, name_span, named) = rule_name(c, id, &table);
         let line = c.at(&name_span).0;
         if let Some(&(first, first_line)) = first_use.get(&name) {
             c.error(
@@ -55,51 +92,51 @@ pub(crate) fn check(
         } else {
             first_use.insert(name.clone(), (id, line));
         }
-        if let Some(rule) = check_rule(c, id, name, &table, segments) {
+        if let Some(rule) = check_rule(c, id, (name, named), &table, segments) {
             rules.push(rule);
         }
     }
     rules
 }
 
-/// The rule's name (given, or `rule-<id>`) and where to report it.
-fn rule_name(c: &mut Collector, id: u32, table: &Table) -> (String, Span) {
-    let default = (format!("rule-{id}"), table.span.clone());
+/// The rule's name (given, or `rule-<id>`), where to report it, and whether
+/// it was given.
+fn rule_name(c: &mut Collector, id: u32, table: &Table) -> (String, Span, bool) {
+    let default = (format!("rule-{id}"), table.span.clone(), false);
     let Some(field) = table.get("name") else {
         return default;
     };
-    let label = format!("rule {id}: name");
-    let Some(text) = field.value.str(c, &label, "a string") else {
+    let label = RuleLabel { id, name: None }.field("name");
+    let Some(text) = field.value.str(c, label, "a string") else {
         return default;
     };
     if let Err(problem) = values::name(text) {
-        report(c, &label, &field.value.span, problem);
+        report(c, label, &field.value.span, problem);
         return default;
     }
-    (text.to_string(), field.value.span)
+    (text.to_string(), field.value.span, true)
 }
 
 fn check_rule(
     c: &mut Collector,
     id: u32,
-    name: String,
+    (name, named): (String, bool),
     table: &Table,
     segments: &Segments,
 ) -> Option<Rule> {
-    let label = if name == format!("rule-{id}") {
-        format!("rule {id}")
-    } else {
-        format!("rule {id} \"{name}\"")
+    let label = RuleLabel {
+        id,
+        name: named.then_some(name.as_str()),
     };
-    table.reject_unknown(c, &label, RULE_KEYS);
-    let from = endpoints(c, table, "from", &label, segments);
-    let to = endpoints(c, table, "to", &label, segments);
-    let proto = proto(c, table, &label);
-    let ports = ports(c, table, &label, proto);
-    let icmp_types = icmp_types(c, table, &label, proto);
-    let action = action(c, table, &label);
-    let log = flag(c, table, &label, "log");
-    let audit = flag(c, table, &label, "audit");
+    table.reject_unknown(c, label, RULE_KEYS);
+    let from = endpoints(c, table, "from", label, segments);
+    let to = endpoints(c, table, "to", label, segments);
+    let proto = proto(c, table, label);
+    let ports = ports(c, table, label, proto);
+    let icmp_types = icmp_types(c, table, label, proto);
+    let action = action(c, table, label);
+    let log = flag(c, table, label, "log");
+    let audit = flag(c, table, label, "audit");
     let (line, column) = c.at(&table.span);
     Some(Rule {
         id,
@@ -120,14 +157,14 @@ fn endpoints(
     c: &mut Collector,
     table: &Table,
     key: &str,
-    label: &str,
+    label: RuleLabel,
     segments: &Segments,
 ) -> Option<Endpoints> {
     let Some(field) = table.get(key) else {
         table.missing(c, label, key, ENDPOINTS_HINT);
         return None;
     };
-    let label = format!("{label}: {key}");
+    let label = label.field(key);
     let items = field.value.one_or_many();
     if items.is_empty() {
         c.error(
@@ -140,7 +177,7 @@ fn endpoints(
     let (mut any, mut valid) = (false, true);
     let (mut named, mut cidrs) = (Vec::new(), Vec::new());
     for item in &items {
-        match endpoint(c, &label, item, segments) {
+        match endpoint(c, label, item, segments) {
             Some(Endpoint::Any) => any = true,
             Some(Endpoint::Segment(segment)) => named.push(segment),
             Some(Endpoint::Cidr(prefix)) => cidrs.push(prefix),
@@ -169,7 +206,12 @@ enum Endpoint {
     Cidr(super::super::model::Prefix),
 }
 
-fn endpoint(c: &mut Collector, label: &str, item: &Value, segments: &Segments) -> Option<Endpoint> {
+fn endpoint(
+    c: &mut Collector,
+    label: FieldLabel,
+    item: &Value,
+    segments: &Segments,
+) -> Option<Endpoint> {
     let text = item.str(c, label, ENDPOINTS_HINT)?;
     if text.is_empty() {
         c.error(
@@ -211,36 +253,34 @@ fn endpoint(c: &mut Collector, label: &str, item: &Value, segments: &Segments) -
 }
 
 /// The rule's protocol; absent means any.
-fn proto(c: &mut Collector, table: &Table, label: &str) -> Option<Proto> {
+fn proto(c: &mut Collector, table: &Table, label: RuleLabel) -> Option<Proto> {
     let Some(field) = table.get("proto") else {
         return Some(Proto::Any);
     };
-    let label = format!("{label}: proto");
+    let label = label.field("proto");
     let parsed = match field.value.raw {
         Raw::String(text) => values::proto_name(text),
         Raw::Integer(n) => values::proto_number(*n),
         _ => {
-            field
-                .value
-                .str(c, &label, "a protocol name or number 0-255");
+            field.value.str(c, label, "a protocol name or number 0-255");
             return None;
         }
     };
     parsed
-        .map_err(|problem| report(c, &label, &field.value.span, problem))
+        .map_err(|problem| report(c, label, &field.value.span, problem))
         .ok()
 }
 
 fn ports(
     c: &mut Collector,
     table: &Table,
-    label: &str,
+    label: RuleLabel,
     proto: Option<Proto>,
 ) -> Option<Vec<PortRange>> {
     let Some(field) = table.get("ports") else {
         return Some(Vec::new());
     };
-    let label = format!("{label}: ports");
+    let label = label.field("ports");
     let items = field.value.one_or_many();
     let mut valid = !items.is_empty();
     if items.is_empty() {
@@ -256,7 +296,7 @@ fn ports(
             Raw::Integer(n) => values::port_number(*n),
             Raw::String(text) => values::port_string(text),
             _ => {
-                item.str(c, &label, "port numbers or \"first-last\" strings");
+                item.str(c, label, "port numbers or \"first-last\" strings");
                 valid = false;
                 continue;
             }
@@ -264,7 +304,7 @@ fn ports(
         match parsed {
             Ok(range) => ranges.push(range),
             Err(problem) => {
-                report(c, &label, &item.span, problem);
+                report(c, label, &item.span, problem);
                 valid = false;
             }
         }
@@ -290,13 +330,13 @@ fn ports(
 fn icmp_types(
     c: &mut Collector,
     table: &Table,
-    label: &str,
+    label: RuleLabel,
     proto: Option<Proto>,
 ) -> Option<Vec<u8>> {
     let Some(field) = table.get("icmp_types") else {
         return Some(Vec::new());
     };
-    let label = format!("{label}: icmp_types");
+    let label = label.field("icmp_types");
     let items = field.value.one_or_many();
     if items.is_empty() {
         c.error(
@@ -327,7 +367,7 @@ fn icmp_types(
             Raw::Integer(n) => values::icmp_type_number(*n),
             Raw::String(text) => values::icmp_type_name(family, text),
             _ => {
-                item.str(c, &label, "ICMP type names or numbers 0-255");
+                item.str(c, label, "ICMP type names or numbers 0-255");
                 valid = false;
                 continue;
             }
@@ -335,7 +375,7 @@ fn icmp_types(
         match parsed {
             Ok(t) => types.push(t),
             Err(problem) => {
-                report(c, &label, &item.span, problem);
+                report(c, label, &item.span, problem);
                 valid = false;
             }
         }
@@ -345,21 +385,21 @@ fn icmp_types(
     valid.then_some(types)
 }
 
-fn action(c: &mut Collector, table: &Table, label: &str) -> Option<Action> {
+fn action(c: &mut Collector, table: &Table, label: RuleLabel) -> Option<Action> {
     let Some(field) = table.get("action") else {
         table.missing(c, label, "action", "\"allow\" or \"deny\"");
         return None;
     };
-    let label = format!("{label}: action");
-    let text = field.value.str(c, &label, "\"allow\" or \"deny\"")?;
+    let label = label.field("action");
+    let text = field.value.str(c, label, "\"allow\" or \"deny\"")?;
     values::action(text)
-        .map_err(|problem| report(c, &label, &field.value.span, problem))
+        .map_err(|problem| report(c, label, &field.value.span, problem))
         .ok()
 }
 
-fn flag(c: &mut Collector, table: &Table, label: &str, key: &str) -> Option<bool> {
+fn flag(c: &mut Collector, table: &Table, label: RuleLabel, key: &str) -> Option<bool> {
     match table.get(key) {
         None => Some(false),
-        Some(field) => field.value.bool(c, &format!("{label}: {key}")),
+        Some(field) => field.value.bool(c, label.field(key)),
     }
 }

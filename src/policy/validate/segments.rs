@@ -3,6 +3,7 @@ use std::collections::HashMap;
 
 use super::super::errors::{Collector, PolicyErrorKind as Kind};
 use super::super::model::{Prefix, Segment};
+use super::super::raw::Span;
 use super::fields::{Field, Value};
 use super::{report, values};
 
@@ -26,7 +27,17 @@ impl Segments {
 /// Where a prefix was first defined, to report duplicates.
 struct FirstUse {
     segment: usize,
-    line: usize,
+    span: Span,
+}
+
+/// `segments.web`, formatted only if an error is reported.
+#[derive(Clone, Copy)]
+struct SegmentLabel<'a>(&'a str);
+
+impl std::fmt::Display for SegmentLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "segments.{}", self.0)
+    }
 }
 
 pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
@@ -47,10 +58,10 @@ pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
         // Registered even when invalid, so rules naming it get no second error.
         let index = segments.list.len();
         segments.by_name.insert(name.to_string(), index);
-        let label = format!("segments.{name}");
+        let label = SegmentLabel(name);
         let mut prefixes = Vec::new();
         for item in field.value.one_or_many() {
-            let Some(prefix) = check_cidr(c, &label, &item) else {
+            let Some(prefix) = check_cidr(c, label, &item) else {
                 continue;
             };
             if let Some(first) = first_use.get(&prefix) {
@@ -63,7 +74,7 @@ pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
                 } else {
                     format!(
                         "{prefix} is already in segment \"{owner}\" (line {}); a prefix belongs to one segment",
-                        first.line
+                        c.at(&first.span).0
                     )
                 };
                 c.error(
@@ -73,12 +84,12 @@ pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
                 );
                 continue;
             }
-            let line = c.at(&item.span).0;
+            let span = item.span.clone();
             first_use.insert(
                 prefix,
                 FirstUse {
                     segment: index,
-                    line,
+                    span,
                 },
             );
             prefixes.push(prefix);
@@ -92,7 +103,11 @@ pub(crate) fn check(c: &mut Collector, field: Option<Field>) -> Segments {
 }
 
 /// A CIDR string item of `label`; None (error recorded) if invalid.
-pub(crate) fn check_cidr(c: &mut Collector, label: &str, item: &Value) -> Option<Prefix> {
+pub(crate) fn check_cidr(
+    c: &mut Collector,
+    label: impl std::fmt::Display + Copy,
+    item: &Value,
+) -> Option<Prefix> {
     let text = item.str(c, label, "CIDR strings like \"10.0.1.0/24\"")?;
     match values::parse_cidr(text) {
         Ok(prefix) => Some(prefix),
