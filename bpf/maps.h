@@ -34,7 +34,7 @@ struct {
 	struct {                                                            \
 		__uint(type, BPF_MAP_TYPE_HASH);                            \
 		__uint(map_flags, BPF_F_NO_PREALLOC);                       \
-		__uint(max_entries, SEGFW_MAX_RULES + SEGFW_MAX_SEGMENTS + 16); \
+		__uint(max_entries, SEGFW_META_MAX_ENTRIES);                   \
 		__type(key, struct segfw_meta_key);                         \
 		__type(value, struct segfw_meta_value);                     \
 	}

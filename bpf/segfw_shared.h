@@ -20,7 +20,11 @@ enum segfw_limits {
 	SEGFW_RULE_FAILSAFE = 131071,
 	/* Segment ids are prefix-class ids: one per distinct prefix in the policy;
 	 * 0 is the implicit segment "world"; SEGFW_SEG_ANY stands for "*". */
-	SEGFW_MAX_SEGMENTS = 1048576, /* distinct prefixes (segment CIDRs + inline CIDRs) */
+	SEGFW_MAX_SEGMENTS = 131056, /* distinct prefixes (segment CIDRs + inline CIDRs) */
+	/* Names of one set: every rule and prefix class, plus two config
+	 * entries; a power of two, as the hash's bucket array is allocated
+	 * up front at that size. */
+	SEGFW_META_MAX_ENTRIES = 262144,
 	SEGFW_SEG_WORLD = 0,
 	SEGFW_SEG_ANY = 0x7fffffff,
 	/* proto value that matches every protocol ("any"). */

@@ -39,10 +39,10 @@ lab_up() {
     done
 }
 
-# try LABEL CMD...: runs a client command and prints PASS or BLOCKED.
+# try LABEL NS CMD...: runs a client command in namespace NS, prints PASS or BLOCKED.
 try() {
-    local label=$1; shift
-    if timeout 3 "$@" >/dev/null 2>&1; then
+    local label=$1 n=$2; shift 2
+    if timeout 3 ip netns exec "$(ns "$n")" "$@" >/dev/null 2>&1; then
         printf '  %-44s \033[32mPASS\033[0m\n' "$label"
     else
         printf '  %-44s \033[31mBLOCKED\033[0m\n' "$label"
@@ -50,13 +50,13 @@ try() {
 }
 
 traffic() {
-    try "web -> db tcp/5432 (nc)" in_ns web nc -z -w 2 10.99.0.3 5432
-    try "web -> db tcp/8080 (curl)" in_ns web curl -s -m 2 -o /dev/null http://10.99.0.3:8080/
-    try "web -> db tcp/6379 (nc)" in_ns web nc -z -w 2 10.99.0.3 6379
-    try "web -> db ping" in_ns web ping -c 1 -W 2 10.99.0.3
-    try "web -> db ping6" in_ns web ping -6 -c 1 -W 2 fd99::3
-    try "outsider -> db tcp/5432 (nc)" in_ns outsider nc -z -w 2 10.99.0.3 5432
-    try "outsider -> db ping" in_ns outsider ping -c 1 -W 2 10.99.0.3
+    try "web -> db tcp/5432 (nc)" web nc -z -w 2 10.99.0.3 5432
+    try "web -> db tcp/8080 (curl)" web curl -s -m 2 -o /dev/null http://10.99.0.3:8080/
+    try "web -> db tcp/6379 (nc)" web nc -z -w 2 10.99.0.3 6379
+    try "web -> db ping" web ping -c 1 -W 2 10.99.0.3
+    try "web -> db ping6" web ping -6 -c 1 -W 2 fd99::3
+    try "outsider -> db tcp/5432 (nc)" outsider nc -z -w 2 10.99.0.3 5432
+    try "outsider -> db ping" outsider ping -c 1 -W 2 10.99.0.3
 }
 
 say "building the lab: namespaces web (10.99.0.2), db (10.99.0.3), outsider (10.99.0.4)"
