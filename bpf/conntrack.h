@@ -142,4 +142,60 @@ static __always_inline int is_reverse_request(const struct packet *pkt, int from
 	return 0;
 }
 
+/* Packets that cannot change a flow's state may use the flow cache; ICMP
+ * never does, since the key does not tell an echo request's direction. */
+static __always_inline int flow_cache_eligible(const struct packet *pkt)
+{
+	if (pkt->proto == IPPROTO_TCP)
+		return !(pkt->tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST));
+	return pkt->proto != IPPROTO_ICMP && pkt->proto != IPPROTO_ICMPV6 && !pkt->is_icmp_error;
+}
+
+static __always_inline int ct_key_eq(const struct segfw_ct_key *a, const struct segfw_ct_key *b)
+{
+	const __u64 *x = (const __u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+static __always_inline struct segfw_flow_cache *flow_cache_slot(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&flow_cache, &zero);
+}
+
+/* This CPU's cache holds the flow, fresh and of the live generation.
+ * Freshness is counted in jiffies, which the verifier inlines to a load. */
+static __always_inline int flow_cache_hit(const struct segfw_ct_key *key,
+					  const struct segfw_runtime *rt)
+{
+	struct segfw_flow_cache *fc = flow_cache_slot();
+
+	return fc && fc->generation == rt->generation &&
+	       bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
+	       ct_key_eq(&fc->key, key);
+}
+
+static __always_inline __u32 flow_cache_rule(void)
+{
+	struct segfw_flow_cache *fc = flow_cache_slot();
+
+	return fc ? fc->rule_id : 0;
+}
+
+static __always_inline void flow_cache_store(const struct segfw_ct_key *key,
+					     const struct segfw_ct_value *ct)
+{
+	struct segfw_flow_cache *fc = flow_cache_slot();
+
+	if (!fc)
+		return;
+	fc->key = *key;
+	fc->refreshed_jiffies = bpf_jiffies64();
+	fc->generation = ct->generation;
+	fc->rule_id = ct->rule_id;
+}
+
 #endif /* SEGFW_CONNTRACK_H */

@@ -82,7 +82,10 @@ static __always_inline void count_rule(__u32 rule_id, __u32 bytes, __u64 now)
 		return;
 	s->packets++;
 	s->bytes += bytes;
-	s->last_hit_ns = now;
+	/* the flow-cache path reads no clock; its flow's full path, at least
+	 * once per SEGFW_FLOW_CACHE_JIFFIES, keeps last_hit_ns current */
+	if (now)
+		s->last_hit_ns = now;
 }
 
 #endif /* SEGFW_EVENTS_H */

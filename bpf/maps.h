@@ -58,6 +58,13 @@ struct {
 } conntrack SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct segfw_flow_cache);
+} flow_cache SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SEGFW_FRAG_MAX_ENTRIES);
 	__type(key, struct segfw_frag_key);

@@ -266,14 +266,12 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (reason)
 		return verdict_only(skb, explain, reason);
 
-	/* one coarse clock read per packet: see struct segfw_ct_value */
-	now = bpf_ktime_get_coarse_ns();
 	if (pkt.frag == FRAG_LATER) {
 		reason = frag_recall(&pkt);
 	} else {
 		reason = parse_l4(skb, &pkt);
 		if (!reason && pkt.frag == FRAG_FIRST && !explain)
-			frag_remember(&pkt, now);
+			frag_remember(&pkt, bpf_ktime_get_coarse_ns());
 	}
 	if (reason)
 		return verdict_only(skb, explain, reason);
@@ -283,10 +281,21 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	rt = bpf_map_lookup_elem(&runtime, &zero);
 	if (!rt)
 		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
+
+	src_is_lo = ct_key_of(&pkt, &key);
+	if (flow_cache_eligible(&pkt) && flow_cache_hit(&key, rt)) {
+		/* no clock read here: it would cost more than the rest of this path */
+		struct verdict fast = { .rule_id = flow_cache_rule(), .has_rule = 1, .ct_hit = 1,
+					.reason = SEGFW_PASS_ESTABLISHED };
+
+		return finish(skb, explain, fast);
+	}
+
+	/* one coarse clock read per packet: see struct segfw_ct_value */
+	now = bpf_ktime_get_coarse_ns();
 	if (pkt.is_icmp_error)
 		return related(skb, &pkt, rt, now, explain);
 
-	src_is_lo = ct_key_of(&pkt, &key);
 	ct = bpf_map_lookup_elem(&conntrack, &key);
 	if (!ct || ct_expired(ct, pkt.proto, rt, now))
 		return new_flow(skb, &pkt, &key, src_is_lo, pkt.frag != FRAG_LATER, rt, now,
@@ -307,6 +316,9 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 		if (pkt.proto == IPPROTO_TCP)
 			ct_track_tcp(ct, &pkt, from_orig, src_is_lo);
 		ct->last_seen_ns = now;
+		if (flow_cache_eligible(&pkt) &&
+		    (ct->state == SEGFW_CT_ESTABLISHED || ct->state == SEGFW_CT_OPEN))
+			flow_cache_store(&key, ct);
 	}
 	v.rule_id = ct->rule_id;
 	v.has_rule = 1;

@@ -37,6 +37,10 @@ enum segfw_limits {
 	/* IPv6 extension headers walked before giving up (drop, EXT_HDR_LIMIT). */
 	SEGFW_MAX_EXT_HDRS = 8,
 	SEGFW_EVENTS_BYTES = 1048576,
+	/* How long a CPU's flow cache may pass a flow without the full
+	 * conntrack path (which refreshes last_seen and the TCP state):
+	 * 100 jiffies, between 0.1 s (HZ=1000) and 1 s (HZ=100). */
+	SEGFW_FLOW_CACHE_JIFFIES = 100,
 	/* Bits of policy-key data: kind is always matched, then 128 data bits. */
 	SEGFW_KEY_KIND_BITS = 32,
 	SEGFW_KEY_DATA_BITS = 128,
@@ -177,6 +181,17 @@ struct segfw_ct_value {
 	__u8 state;
 	__u8 flags;
 	__u32 reserved;
+};
+
+/* Per-CPU memo of the last established flow a CPU passed: a burst of one
+ * flow skips the conntrack hash. Only packets that cannot change the flow's
+ * state use it (no SYN/FIN/RST, no ICMP), it is dropped on a generation
+ * change, and `conntrack flush` clears it. */
+struct segfw_flow_cache {
+	struct segfw_ct_key key;
+	__u64 refreshed_jiffies;
+	__u32 generation;
+	__u32 rule_id;
 };
 
 /* IP fragments: the first fragment's ports, keyed by (src, dst, proto, id). */

@@ -22,6 +22,7 @@ unsafe impl plain::Plain for segfw_meta_value {}
 unsafe impl plain::Plain for segfw_runtime {}
 unsafe impl plain::Plain for segfw_ct_key {}
 unsafe impl plain::Plain for segfw_ct_value {}
+unsafe impl plain::Plain for segfw_flow_cache {}
 unsafe impl plain::Plain for segfw_frag_key {}
 unsafe impl plain::Plain for segfw_frag_value {}
 unsafe impl plain::Plain for segfw_rule_stats {}

@@ -836,6 +836,13 @@ fn icmp_errors_pass_only_for_tracked_flows() {
     }
 }
 
+fn pin_to_one_cpu() {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).expect("cpu 0 in the set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .expect("pin the test thread");
+}
+
 /// Rewrites the IP length field after a frame was cut.
 fn fix_ip_length(frame: &mut [u8]) {
     let l3 = 14;
@@ -903,15 +910,27 @@ fn fragments_follow_their_first_fragment() {
 #[test]
 fn policy_change_revokes_established_flows() {
     let Some(mut h) = harness() else { return };
+    // The new policy keeps DNS and drops the SQL rule. Compiled first, so
+    // the swap follows the traffic while the flow cache still holds it.
+    let revoked = compile(&POLICY.replace("ports = [5432, \"6000-6100\"]", "ports = [6000]"));
+    // The flow cache is per CPU: keep this thread on one.
+    pin_to_one_cpu();
     h.flush_conntrack();
-    assert_eq!(
-        h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, SYN).build()),
-        PASS
-    );
+    // A full handshake and data both ways: the flow is established, and
+    // this CPU's flow cache holds it.
+    let handshake = [
+        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, SYN)),
+        (EGRESS, Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK)),
+        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, ACK)),
+        (EGRESS, Pkt::tcp(DB, 5432, WEB, 40000, ACK | PSH)),
+        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, ACK)),
+        (EGRESS, Pkt::tcp(DB, 5432, WEB, 40000, ACK | PSH)),
+    ];
+    for (dir, pkt) in handshake {
+        assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
+    }
     assert_eq!(h.run(INGRESS, &Pkt::udp(WEB, 5353, DB, 53).build()), PASS);
-    // The new policy keeps DNS and drops the SQL rule.
-    let revoked = POLICY.replace("ports = [5432, \"6000-6100\"]", "ports = [6000]");
-    h.apply(&compile(&revoked));
+    h.apply(&revoked);
     let before = h.reason_count(R::SEGFW_DROP_REVOKED);
     assert_eq!(
         h.run(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, ACK).build()),

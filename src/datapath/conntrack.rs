@@ -6,7 +6,7 @@ use nix::time::{clock_gettime, ClockId};
 use serde::Serialize;
 
 use super::decode::{proto_name, rule_label, rule_names};
-use super::maps::{open_conntrack, Maps};
+use super::maps::{open_conntrack, open_flow_cache, Maps};
 use super::pins::{PinDir, PinLock};
 use super::Result;
 use crate::skel::types::{segfw_ct_flags, segfw_ct_key, segfw_ct_state, segfw_ct_value};
@@ -51,7 +51,10 @@ pub fn list(pins: &PinDir) -> Result<Vec<Flow>> {
 /// Deletes every tracked flow; returns how many there were. New packets of
 /// those flows are decided by the policy again.
 pub fn flush(pins: &PinDir, _lock: &PinLock) -> Result<usize> {
-    open_conntrack(pins)?.clear()
+    let flushed = open_conntrack(pins)?.clear()?;
+    // Each CPU's flow cache may still hold a flushed flow: forget it too.
+    open_flow_cache(pins)?.zero_percpu(0)?;
+    Ok(flushed)
 }
 
 /// Now on the datapath's clock: bpf_ktime_get_coarse_ns() is CLOCK_MONOTONIC

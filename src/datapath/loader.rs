@@ -103,7 +103,9 @@ fn load(pins: &PinDir, conntrack_max_entries: Option<u32>) -> Result<()> {
 /// anchors BTF types) is not pinned.
 fn set_pin_paths(open: &mut crate::skel::OpenSegfwSkel<'_>, pins: &PinDir) -> Result<()> {
     let maps = &mut open.maps;
-    let named: [(&str, &mut libbpf_rs::OpenMapMut<'_>); 12] = [
+    // Sized by MAP_NAMES so that a map added to one list but not the other
+    // does not compile.
+    let named: [(&str, &mut libbpf_rs::OpenMapMut<'_>); MAP_NAMES.len()] = [
         ("policy_a", &mut maps.policy_a),
         ("policy_b", &mut maps.policy_b),
         ("policy_outer", &mut maps.policy_outer),
@@ -111,6 +113,7 @@ fn set_pin_paths(open: &mut crate::skel::OpenSegfwSkel<'_>, pins: &PinDir) -> Re
         ("meta_b", &mut maps.meta_b),
         ("runtime", &mut maps.runtime),
         ("conntrack", &mut maps.conntrack),
+        ("flow_cache", &mut maps.flow_cache),
         ("frags", &mut maps.frags),
         ("rule_stats", &mut maps.rule_stats),
         ("reason_stats", &mut maps.reason_stats),

@@ -10,8 +10,8 @@ use plain::Plain;
 use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX};
 use super::{DatapathError, Result};
 use crate::skel::types::{
-    segfw_ct_key, segfw_ct_value, segfw_meta_key, segfw_meta_value, segfw_policy_key,
-    segfw_policy_value, segfw_rule_stats, segfw_runtime,
+    segfw_ct_key, segfw_ct_value, segfw_flow_cache, segfw_meta_key, segfw_meta_value,
+    segfw_policy_key, segfw_policy_value, segfw_rule_stats, segfw_runtime,
 };
 use crate::skel::{bytes_of, from_bytes};
 
@@ -238,6 +238,15 @@ impl PinnedMap {
             .collect())
     }
 
+    /// Zeroes `key` on every CPU of a per-CPU array.
+    pub fn zero_percpu(&self, key: u32) -> Result<()> {
+        let cpus = libbpf_rs::num_possible_cpus().map_err(self.err("count CPUs for"))?;
+        let zeros = vec![vec![0u8; self.map.value_size() as usize]; cpus];
+        self.map
+            .update_percpu(&key.to_ne_bytes(), &zeros, MapFlags::ANY)
+            .map_err(self.err("update"))
+    }
+
     /// Points slot `index` of this map-of-maps at `inner`: one update, so
     /// the datapath sees the old inner map or the new one, never a mix.
     pub fn set_inner(&self, index: u32, inner: &PinnedMap) -> Result<()> {
@@ -322,6 +331,12 @@ impl Maps {
 pub fn open_conntrack(pins: &PinDir) -> Result<PinnedMap> {
     pins.require_installed()?;
     PinnedMap::open::<segfw_ct_key, segfw_ct_value>(pins, "conntrack")
+}
+
+/// The per-CPU flow cache (one entry per CPU).
+pub fn open_flow_cache(pins: &PinDir) -> Result<PinnedMap> {
+    pins.require_installed()?;
+    PinnedMap::open::<u32, segfw_flow_cache>(pins, "flow_cache")
 }
 
 /// The per-CPU per-rule counters.

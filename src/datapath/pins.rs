@@ -17,7 +17,7 @@ use super::{DatapathError, Direction, Result};
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 /// Every map of bpf/maps.h, pinned under maps/<name>.
-pub const MAP_NAMES: [&str; 12] = [
+pub const MAP_NAMES: [&str; 13] = [
     "policy_a",
     "policy_b",
     "policy_outer",
@@ -25,6 +25,7 @@ pub const MAP_NAMES: [&str; 12] = [
     "meta_b",
     "runtime",
     "conntrack",
+    "flow_cache",
     "frags",
     "rule_stats",
     "reason_stats",

@@ -185,10 +185,18 @@ impl Harness {
             .collect()
     }
 
+    /// Forgets every flow: conntrack entries and each CPU's flow cache, as
+    /// `segfw conntrack flush` does.
     pub fn flush_conntrack(&self) {
         let keys: Vec<Vec<u8>> = self.skel.maps.conntrack.keys().collect();
         for k in keys {
             let _ = self.skel.maps.conntrack.delete(&k);
         }
+        let cache = &self.skel.maps.flow_cache;
+        let cpus = libbpf_rs::num_possible_cpus().expect("count CPUs");
+        let zeros = vec![vec![0u8; cache.value_size() as usize]; cpus];
+        cache
+            .update_percpu(&0u32.to_ne_bytes(), &zeros, MapFlags::ANY)
+            .expect("clear flow_cache");
     }
 }
