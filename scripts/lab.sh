@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Lab topology for the demo and manual testing (matches policies/lab.toml):
 #
-#   web       10.99.0.2  fd99::2 ─┐
-#   db        10.99.0.3  fd99::3 ─┼─ br0 in namespace segfw-lab
-#   outsider  10.99.0.4  fd99::4 ─┘
+#   segfw-web       10.99.0.2  fd99::2 ─┐
+#   segfw-db        10.99.0.3  fd99::3 ─┼─ br0 in namespace segfw-lab
+#   segfw-outsider  10.99.0.4  fd99::4 ─┘
 #
+# Namespaces carry a segfw- prefix so the lab never touches an operator's own.
 # Each host namespace has one interface, eth0. Attach segfw on db with:
-#   nsenter --net=/run/netns/db segfw attach eth0 --policy policies/lab.toml
+#   nsenter --net=/run/netns/segfw-db segfw attach eth0 --policy policies/lab.toml
 # (nsenter, not `ip netns exec`: that remounts /sys, hiding /sys/fs/bpf.)
 #
 # Usage: scripts/lab.sh up | down | check
@@ -15,6 +16,8 @@ set -euo pipefail
 BRIDGE_NS=segfw-lab
 HOSTS=(web db outsider)
 declare -A HOST_NUM=([web]=2 [db]=3 [outsider]=4)
+# The namespace of a lab host.
+ns() { echo "segfw-$1"; }
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
@@ -33,24 +36,26 @@ up() {
     ip -n "$BRIDGE_NS" link set lo up
     for host in "${HOSTS[@]}"; do
         local n=${HOST_NUM[$host]}
-        ip netns add "$host"
+        local hns
+        hns=$(ns "$host")
+        ip netns add "$hns"
         # eth0 in the host namespace, its peer (named after the host) on the bridge.
-        ip link add eth0 netns "$host" type veth peer name "$host" netns "$BRIDGE_NS"
+        ip link add eth0 netns "$hns" type veth peer name "$host" netns "$BRIDGE_NS"
         ip -n "$BRIDGE_NS" link set "$host" master br0 up
-        ip -n "$host" addr add "10.99.0.$n/24" dev eth0
-        ip -n "$host" addr add "fd99::$n/64" dev eth0 nodad
-        ip -n "$host" link set eth0 up
-        ip -n "$host" link set lo up
+        ip -n "$hns" addr add "10.99.0.$n/24" dev eth0
+        ip -n "$hns" addr add "fd99::$n/64" dev eth0 nodad
+        ip -n "$hns" link set eth0 up
+        ip -n "$hns" link set lo up
     done
     echo "lab up: web 10.99.0.2/fd99::2, db 10.99.0.3/fd99::3, outsider 10.99.0.4/fd99::4"
-    echo "next: nsenter --net=/run/netns/db segfw attach eth0 --policy policies/lab.toml"
+    echo "next: nsenter --net=/run/netns/segfw-db segfw attach eth0 --policy policies/lab.toml"
 }
 
 down() {
-    for ns in "${HOSTS[@]}" "$BRIDGE_NS"; do
-        if ns_exists "$ns"; then
+    for name in "${HOSTS[@]/#/segfw-}" "$BRIDGE_NS"; do
+        if ns_exists "$name"; then
             need_root
-            ip netns del "$ns"
+            ip netns del "$name"
         fi
     done
     [ "${1:-}" = quiet ] || echo "lab down"
@@ -59,7 +64,7 @@ down() {
 # Connectivity to db as the lab policy sees it; "ok" or "blocked" per probe.
 check() {
     need_root
-    ns_exists db || die "lab is not up (run: scripts/lab.sh up)"
+    ns_exists "$(ns db)" || die "lab is not up (run: scripts/lab.sh up)"
     probe() {
         local label=$1; shift
         if "$@" >/dev/null 2>&1; then echo "  ok       $label"; else echo "  blocked  $label"; fi
@@ -68,9 +73,9 @@ check() {
         for v in 4 6; do
             local db=10.99.0.3
             [ "$v" = 6 ] && db=fd99::3
-            probe "$src -> db ping (IPv$v)" ip netns exec "$src" ping -c1 -W1 "$db"
+            probe "$src -> db ping (IPv$v)" ip netns exec "$(ns "$src")" ping -c1 -W1 "$db"
             for port in 5432 8080 22; do
-                probe "$src -> db tcp/$port (IPv$v)" ip netns exec "$src" nc -z -w1 "$db" "$port"
+                probe "$src -> db tcp/$port (IPv$v)" ip netns exec "$(ns "$src")" nc -z -w1 "$db" "$port"
             done
         done
     done
