@@ -221,3 +221,46 @@ fn invalid_input_changes_nothing() {
         "the old policy still allows tcp/8080"
     );
 }
+
+#[test]
+fn concurrent_applies_are_serialized() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    let mut lab = Lab::new("race", 7);
+    let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
+    let policy = lab.write_policy("race.toml", &lab.policy(POLICY));
+    lab.attach(&policy, &[]);
+    lab.listen_tcp(&a, &server, PORT_OPEN);
+    let first = lab.status()["policy"]["generation"]
+        .as_u64()
+        .expect("a generation");
+
+    // Eight applies at once: each takes the pin-dir lock in turn.
+    const APPLIES: u64 = 8;
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..APPLIES)
+            .map(|_| s.spawn(|| lab.segfw(&["policy", "apply", &policy.display().to_string()])))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("apply thread"))
+            .collect()
+    });
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "a concurrent apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let last = lab.status()["policy"]["generation"]
+        .as_u64()
+        .expect("a generation");
+    assert_eq!(last, first + APPLIES, "every apply got its own generation");
+    assert!(
+        lab.tcp_connects(&b, &server, PORT_OPEN),
+        "the policy still enforces after the race"
+    );
+}
