@@ -9,6 +9,7 @@ pub mod conntrack;
 pub mod detach;
 pub mod policy_apply;
 pub mod policy_check;
+pub mod policy_confirm;
 pub mod policy_diff;
 pub mod policy_show;
 pub mod stats;
@@ -62,6 +63,11 @@ pub enum PolicyCommand {
     Show(policy_show::Args),
     /// What would change between the live policy and FILE.
     Diff(policy_diff::Args),
+    /// Keep the policy applied with `apply --confirm`; cancels its rollback.
+    Confirm(policy_confirm::Args),
+    /// The rollback watchdog that `apply --confirm` starts (internal).
+    #[command(hide = true)]
+    RollbackWatch(policy_confirm::WatchArgs),
 }
 
 /// Runs one parsed command line.
@@ -78,5 +84,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Diff(args)) => policy_diff::run(pin_dir, args),
         Command::Conntrack(cmd) => conntrack::run(pin_dir, cmd),
         Command::Stats(args) => stats::run(pin_dir, args),
+        Command::Policy(PolicyCommand::Confirm(args)) => policy_confirm::run(pin_dir, args),
+        Command::Policy(PolicyCommand::RollbackWatch(args)) => {
+            policy_confirm::run_watch(pin_dir, args)
+        }
     }
 }
