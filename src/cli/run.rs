@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use super::common::interfaces;
 use crate::daemon::run::{run as run_daemon, RunConfig};
 use crate::datapath::pins::PinDir;
@@ -36,7 +38,8 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     }
     let config = RunConfig {
         interfaces: interfaces(&args.interfaces)?,
-        policy: std::path::absolute(&args.policy)?,
+        policy: std::path::absolute(&args.policy)
+            .with_context(|| format!("resolve {}", args.policy.display()))?,
         metrics: args.metrics,
         keep: args.keep,
     };
