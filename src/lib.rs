@@ -1,5 +1,6 @@
 //! segfw: a microsegmentation firewall for Linux hosts, on eBPF tcx.
 pub mod cli;
+pub mod daemon;
 pub mod datapath;
 pub mod error;
 pub mod policy;

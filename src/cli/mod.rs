@@ -9,8 +9,10 @@ pub mod conntrack;
 pub mod detach;
 pub mod policy_apply;
 pub mod policy_check;
+pub mod policy_confirm;
 pub mod policy_diff;
 pub mod policy_show;
+pub mod run;
 pub mod stats;
 pub mod status;
 pub mod uninstall;
@@ -50,6 +52,8 @@ pub enum Command {
     Conntrack(conntrack::Command),
     /// Per-rule packets/bytes/last hit and per-reason verdict counters.
     Stats(stats::Args),
+    /// Foreground daemon: attach, apply, re-apply FILE on change, log events, serve metrics.
+    Run(run::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +66,11 @@ pub enum PolicyCommand {
     Show(policy_show::Args),
     /// What would change between the live policy and FILE.
     Diff(policy_diff::Args),
+    /// Keep the policy applied with `apply --confirm`; cancels its rollback.
+    Confirm(policy_confirm::Args),
+    /// The rollback watchdog that `apply --confirm` starts (internal).
+    #[command(hide = true)]
+    RollbackWatch(policy_confirm::WatchArgs),
 }
 
 /// Runs one parsed command line.
@@ -78,5 +87,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Diff(args)) => policy_diff::run(pin_dir, args),
         Command::Conntrack(cmd) => conntrack::run(pin_dir, cmd),
         Command::Stats(args) => stats::run(pin_dir, args),
+        Command::Run(args) => run::run(pin_dir, args),
+        Command::Policy(PolicyCommand::Confirm(args)) => policy_confirm::run(pin_dir, args),
+        Command::Policy(PolicyCommand::RollbackWatch(args)) => {
+            policy_confirm::run_watch(pin_dir, args)
+        }
     }
 }

@@ -1,21 +1,70 @@
-//! `segfw policy apply FILE`: atomically replace the live policy.
+//! `segfw policy apply FILE [--confirm SECS] [--force]`: atomically replace
+//! the live policy, optionally on probation until `segfw policy confirm`.
 use std::path::{Path, PathBuf};
 
-use super::attach::apply_policy;
-use super::common::{checked_policy, installed};
+use anyhow::Context;
+
+use super::common::{checked_policy, installed, short_hash};
+use crate::daemon::rollback;
+use crate::datapath::apply::{apply_with, next_generation_of, unix_ms, ApplyOptions, ApplyReport};
 use crate::datapath::maps::open_conntrack;
+use crate::datapath::status::rfc3339_utc;
+
+/// Longest --confirm: a week.
+const MAX_CONFIRM_SECS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy file (TOML).
     pub file: PathBuf,
+    /// Roll back to the previous policy unless `segfw policy confirm` runs
+    /// within SECS seconds (a detached watchdog does it, so it happens even
+    /// if this terminal is gone). With no previous policy, rolling back
+    /// means no policy: all traffic passes.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_CONFIRM_SECS))]
+    pub confirm: Option<u64>,
+    /// Apply even though the live policy still awaits confirmation; that
+    /// policy then counts as confirmed (it is what a rollback of this apply
+    /// restores).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let policy = checked_policy(&args.file)?;
     let pins = installed(pin_dir)?;
     let lock = pins.lock()?;
-    apply_policy(&pins, &lock, &policy, &args.file)?;
+    let options = ApplyOptions {
+        force: args.force,
+        confirm_deadline_ms: args.confirm.map(|secs| unix_ms() + secs * 1000),
+    };
+    // The watchdog starts before the swap: if this process dies right
+    // after it, the rollback still happens.
+    let mut watchdog = match options.confirm_deadline_ms {
+        Some(deadline) => {
+            let generation = next_generation_of(&pins, &lock)?;
+            let child = rollback::spawn(pin_dir, generation, deadline)
+                .context("start the rollback watchdog; nothing was applied")?;
+            Some(child)
+        }
+        None => None,
+    };
+    let report = match apply_with(&pins, &lock, &policy, options) {
+        Ok(report) => report,
+        Err(err) => {
+            if let Some(child) = watchdog.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return Err(err).with_context(|| {
+                format!(
+                    "apply {}; the live policy stays in force",
+                    args.file.display()
+                )
+            });
+        }
+    };
+    print_report(&args.file, &report);
     // The conntrack size is fixed when the map is created.
     let wanted = policy.image.runtime.conntrack_max_entries;
     let in_use = open_conntrack(&pins)?.max_entries();
@@ -26,4 +75,33 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_report(file: &Path, report: &ApplyReport) {
+    println!(
+        "applied {}: generation {} (sha256 {}), {} rules, {} entries, swapped in {} ms",
+        file.display(),
+        report.generation,
+        short_hash(&report.sha256),
+        report.rules,
+        report.trie_entries,
+        report.elapsed.as_millis()
+    );
+    if let Some(forced) = &report.forced {
+        println!(
+            "generation {} was awaiting confirmation: confirmed implicitly (--force)",
+            forced.generation
+        );
+    }
+    if let Some(pending) = &report.pending {
+        let restores = match pending.previous_generation {
+            0 => "no policy (all traffic passes)".to_string(),
+            g => format!("generation {g}"),
+        };
+        println!(
+            "run `segfw policy confirm` before {} ({}), or {restores} is restored",
+            rfc3339_utc(pending.deadline_ms),
+            pending.describe_deadline()
+        );
+    }
 }

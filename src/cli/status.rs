@@ -66,6 +66,27 @@ fn print_text(s: &Status) {
             p.source.as_deref().unwrap_or("?")
         ),
     }
+    if let Some(c) = s
+        .policy
+        .as_ref()
+        .and_then(|p| p.pending_confirmation.as_ref())
+    {
+        let restores = match c.rollback_to_generation {
+            0 => "no policy (all traffic passes)".to_string(),
+            g => format!("generation {g}"),
+        };
+        let when = if c.overdue {
+            "OVERDUE: the rollback watchdog is gone; confirm, or apply the previous policy"
+                .to_string()
+        } else {
+            format!("in {}s", c.remaining_s)
+        };
+        println!(
+            "pending confirmation: generation {} rolls back to {restores} at {} ({when}) \
+             unless `segfw policy confirm` runs first",
+            c.generation, c.deadline
+        );
+    }
     if let Some(m) = &s.maps {
         println!(
             "maps: conntrack {}/{}, policy trie {}/{}, {} rules, {} segments, {:.1} MiB locked",

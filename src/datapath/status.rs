@@ -1,6 +1,7 @@
 //! Everything `status` shows about one instance, gathered in one report.
 use serde::Serialize;
 
+use super::apply::{pending, unix_ms, Pending};
 use super::attach::{attachments, Attachment};
 use super::decode::{decode, Action, Mode};
 use super::loader::Programs;
@@ -35,6 +36,40 @@ pub struct PolicyStatus {
     pub default_action: Action,
     /// "a" or "b": which policy set is live.
     pub active_set: String,
+    /// Set while `policy apply --confirm` awaits `segfw policy confirm`.
+    pub pending_confirmation: Option<PendingStatus>,
+}
+
+/// A pending confirmation as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingStatus {
+    /// The generation that awaits confirmation (the live one).
+    pub generation: u32,
+    /// Rollback deadline, RFC 3339 UTC, and as unix milliseconds.
+    pub deadline: String,
+    pub deadline_unix_ms: u64,
+    /// Seconds left (0 once overdue).
+    pub remaining_s: u64,
+    /// The deadline passed and nothing rolled back: the watchdog is gone
+    /// (killed, or the machine slept); confirm or apply again.
+    pub overdue: bool,
+    /// The generation a rollback restores (under a new number); 0: no
+    /// policy (all traffic passes).
+    pub rollback_to_generation: u32,
+}
+
+impl PendingStatus {
+    pub fn new(pending: &Pending, now_ms: u64) -> Self {
+        PendingStatus {
+            generation: pending.generation,
+            deadline: rfc3339_utc(pending.deadline_ms),
+            deadline_unix_ms: pending.deadline_ms,
+            remaining_s: pending.remaining_ms(now_ms).div_ceil(1000),
+            // A second of grace: the watchdog polls, then takes the lock.
+            overdue: now_ms > pending.deadline_ms + 1000,
+            rollback_to_generation: pending.previous_generation,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +107,10 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     let maps = Maps::open(pins)?;
     let (trie, meta) = maps.live_policy()?;
     let view = decode(&trie, &meta);
-    let active = maps.active_set()?;
+    // A live set without a CONFIG entry (generation 0 in the trie) is the
+    // "no policy" a rollback of a first apply restores.
+    let active = maps.active_set()?.filter(|_| view.generation != 0);
+    let awaiting = pending(pins)?.map(|p| PendingStatus::new(&p, unix_ms()));
     status.policy = active.map(|set| PolicyStatus {
         generation: view.generation,
         sha256: view.sha256.clone(),
@@ -80,6 +118,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         mode: view.defaults.mode,
         default_action: view.defaults.action,
         active_set: if set == 0 { "a" } else { "b" }.to_string(),
+        pending_confirmation: awaiting,
     });
     let conntrack = open_conntrack(pins)?;
     status.maps = Some(MapFill {
@@ -94,6 +133,35 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     Ok(status)
 }
 
+/// `2024-05-01T12:00:00.123Z` for unix milliseconds (proleptic Gregorian,
+/// UTC), without a date-time dependency.
+pub fn rfc3339_utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Sum of memlock over maps/<name> for every map of the datapath.
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
@@ -104,4 +172,32 @@ fn memlock_total(pins: &PinDir) -> u64 {
             map.query_fdinfo().ok()?.memlock
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(rfc3339_utc(4_102_444_799_000), "2099-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn pending_status_counts_down_and_goes_overdue() {
+        let p = Pending {
+            generation: 5,
+            deadline_ms: 10_000,
+            previous_set: 0,
+            previous_generation: 4,
+        };
+        let s = PendingStatus::new(&p, 7_500);
+        assert_eq!((s.remaining_s, s.overdue), (3, false));
+        let s = PendingStatus::new(&p, 12_000);
+        assert_eq!((s.remaining_s, s.overdue), (0, true));
+        assert_eq!(s.rollback_to_generation, 4);
+    }
 }

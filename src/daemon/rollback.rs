@@ -1,0 +1,102 @@
+//! The rollback watchdog of `policy apply --confirm SECS`: a detached
+//! process (`segfw policy rollback-watch`, in its own session, stdio on
+//! /dev/null) that outlives the terminal of the apply, waits for the
+//! deadline, and then, under the pin-dir lock, makes the previous policy
+//! live again unless the apply was confirmed (or replaced) meanwhile.
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::datapath::apply::{
+    live_pending, next_generation, rollback_if_pending, unix_ms, RollbackReport,
+};
+use crate::datapath::pins::PinDir;
+use crate::datapath::DatapathError;
+
+/// How often the watchdog looks at the pending record: it ends early
+/// once the confirmation it guards is resolved.
+const POLL: Duration = Duration::from_millis(250);
+
+/// How a watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchOutcome {
+    RolledBack(RollbackReport),
+    /// Confirmed, or replaced by a later apply: nothing to do.
+    Resolved,
+    /// The instance was uninstalled.
+    Uninstalled,
+}
+
+/// Starts `segfw --pin-dir DIR policy rollback-watch --generation G
+/// --deadline-ms T` detached from the caller: own session (no controlling
+/// terminal, so no SIGHUP or Ctrl-C of the caller's terminal reaches it),
+/// stdio on /dev/null. The caller may exit at once; the child is reparented.
+pub fn spawn(pin_dir: &Path, generation: u32, deadline_ms: u64) -> io::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--pin-dir")
+        .arg(pin_dir)
+        .args(["policy", "rollback-watch", "--generation"])
+        .arg(generation.to_string())
+        .arg("--deadline-ms")
+        .arg(deadline_ms.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls setsid(2), which is async-signal-safe and touches no memory of
+    // the parent (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+    }
+    cmd.spawn()
+}
+
+/// Waits for the deadline of the confirmation (`generation`,
+/// `deadline_ms`), then rolls back if it is still pending. Ends early when
+/// it is resolved: its generation is live without the record (confirmed),
+/// or the live generation is neither it nor the one before (replaced).
+/// The one before is live only until the apply that started this watchdog
+/// swaps (it holds the lock, so nothing else applies meanwhile).
+pub fn watch(pins: &PinDir, generation: u32, deadline_ms: u64) -> anyhow::Result<WatchOutcome> {
+    loop {
+        if !pins.is_installed() {
+            return Ok(WatchOutcome::Uninstalled);
+        }
+        let now = unix_ms();
+        if now >= deadline_ms {
+            return roll_back(pins, generation, deadline_ms);
+        }
+        // Read errors are transient here (a concurrent apply re-pinning);
+        // the check under the lock at the deadline is what counts.
+        if let Ok((live, pending)) = live_pending(pins) {
+            let ours =
+                pending.is_some_and(|p| p.generation == generation && p.deadline_ms == deadline_ms);
+            let before = next_generation(live) == generation;
+            if !ours && !before {
+                return Ok(WatchOutcome::Resolved);
+            }
+        }
+        thread::sleep(POLL.min(Duration::from_millis(deadline_ms - now)));
+    }
+}
+
+fn roll_back(pins: &PinDir, generation: u32, deadline_ms: u64) -> anyhow::Result<WatchOutcome> {
+    // A long apply may hold the lock past LOCK_TIMEOUT: keep waiting, the
+    // rollback must not be skipped because the instance was busy.
+    let lock = loop {
+        match pins.lock() {
+            Ok(lock) => break lock,
+            Err(DatapathError::LockTimeout { .. }) => continue,
+            Err(e) => return Err(e).context("lock the pin dir to roll back"),
+        }
+    };
+    let report = rollback_if_pending(pins, &lock, generation, deadline_ms)
+        .with_context(|| format!("roll back unconfirmed generation {generation}"))?;
+    Ok(report.map_or(WatchOutcome::Resolved, WatchOutcome::RolledBack))
+}

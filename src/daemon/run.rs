@@ -1,0 +1,443 @@
+//! `segfw run`: the foreground daemon. One thread does everything but
+//! serving metrics: it polls the event ring buffer (100 ms), then drains
+//! the signalfd and the policy watcher without blocking.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use libbpf_rs::{MapHandle, RingBufferBuilder};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use sha2::{Digest, Sha256};
+
+use super::events::{format_event, wall_ms_of, IfNames};
+use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
+use super::watch::PolicyWatcher;
+use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
+use crate::datapath::attach::{attach, detach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::conntrack::datapath_clock_ns;
+use crate::datapath::decode::rule_names;
+use crate::datapath::loader::{load_or_reuse, Programs};
+use crate::datapath::maps::Maps;
+use crate::datapath::pins::{PinDir, PinLock};
+use crate::datapath::status::rfc3339_utc;
+use crate::datapath::Direction;
+use crate::policy::{check_bytes, CheckedPolicy};
+use crate::skel::from_bytes;
+use crate::skel::types::segfw_event;
+
+/// How long the loop blocks on the ring buffer: the latency of signals
+/// and file changes.
+const TICK: Duration = Duration::from_millis(100);
+/// Retry of an apply refused because a confirmation is pending.
+const RETRY_PENDING: Duration = Duration::from_secs(1);
+/// Retry of an apply that failed in the kernel (maps, permissions).
+const RETRY_FAILED: Duration = Duration::from_secs(5);
+
+/// What `segfw run` was asked to do (checked by the CLI).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub interfaces: Vec<Interface>,
+    /// The policy file as given, made absolute (symlinks not resolved: a
+    /// ConfigMap's resolved path changes at every update).
+    pub policy: PathBuf,
+    pub metrics: Option<SocketAddr>,
+    pub keep: bool,
+}
+
+/// Runs until SIGINT or SIGTERM. SIGHUP re-reads and re-applies the file.
+pub fn run(pins: &PinDir, config: RunConfig) -> anyhow::Result<()> {
+    // Everything the user can get wrong first: an invalid policy exits 2
+    // before the kernel is touched.
+    let bytes = read(&config.policy)?;
+    let first = check(&bytes, &config.policy)?;
+
+    // Signals are blocked in every thread (the metrics thread inherits the
+    // mask) and read from a signalfd, so no handler runs in signal context.
+    let mut mask = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(signal);
+    }
+    mask.thread_block().context("block SIGINT/SIGTERM/SIGHUP")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .context("create signalfd")?;
+
+    pins.ensure_bpffs()?;
+    pins.create()?;
+    let state: SharedApplyState = Arc::new(Mutex::new(ApplyState::default()));
+    // Bound before anything is attached: a busy port changes nothing.
+    let metrics = config
+        .metrics
+        .map(|addr| MetricsServer::start(addr, pins.clone(), Arc::clone(&state)))
+        .transpose()?;
+    if let Some(addr) = config.metrics {
+        log(format_args!("serving metrics at http://{addr}/metrics"));
+    }
+
+    let mut daemon = Daemon {
+        pins: pins.clone(),
+        config,
+        state,
+        names: Rc::new(RefCell::new(HashMap::new())),
+        last_sha: None,
+        retry_at: None,
+        deferred: false,
+    };
+    daemon.last_sha = Some(sha256_hex(&bytes));
+    daemon.start(first)?;
+    let result = daemon.event_loop(&signals);
+    let stopped = daemon.stop();
+    drop(metrics);
+    result.and(stopped)
+}
+
+struct Daemon {
+    pins: PinDir,
+    config: RunConfig,
+    state: SharedApplyState,
+    /// Rule names of the live policy, for event lines.
+    names: Rc<RefCell<HashMap<u32, String>>>,
+    /// sha256 of the content last tried: an unchanged file is not re-applied.
+    last_sha: Option<String>,
+    /// When to try again an apply that could not happen.
+    retry_at: Option<Instant>,
+    /// A confirmation is pending and the file waits for it (logged once).
+    deferred: bool,
+}
+
+impl Daemon {
+    /// Loads (or reuses) the datapath, applies the policy, then attaches:
+    /// no packet of a new attachment is judged without the policy.
+    fn start(&mut self, policy: CheckedPolicy) -> anyhow::Result<()> {
+        let lock = self.pins.lock()?;
+        let wanted = policy.image.runtime.conntrack_max_entries;
+        let (programs, report) = load_or_reuse(&self.pins, Some(wanted))
+            .with_context(|| format!("load segfw into {}", self.pins.root().display()))?;
+        if report.loaded {
+            log(format_args!(
+                "loaded segfw into {}",
+                self.pins.root().display()
+            ));
+        }
+        if let Some(wanted) = report.conntrack_size_ignored {
+            log(format_args!(
+                "warning: conntrack keeps its {} entries (policy asks for {wanted}); \
+                 the size only changes after `segfw uninstall`",
+                report.conntrack_max_entries
+            ));
+        }
+        match self.apply(&lock, &policy) {
+            Ok(()) | Err(ApplyError::ConfirmPending { .. }) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("apply {}", self.config.policy.display()))
+            }
+        }
+        self.attach_all(&programs)?;
+        log(format_args!(
+            "running: {} attached, watching {}",
+            self.iface_list(),
+            self.config.policy.display()
+        ));
+        Ok(())
+    }
+
+    fn attach_all(&self, programs: &Programs) -> anyhow::Result<()> {
+        let mut attached = Vec::new();
+        for iface in &self.config.interfaces {
+            for dir in Direction::BOTH {
+                let outcome = attach(&self.pins, programs.get(dir), iface, dir, AttachMode::Auto)
+                    .with_context(|| format!("attach segfw to {} {dir}", iface.name));
+                match outcome {
+                    Ok(AttachOutcome::Attached { kind, fallback }) => {
+                        if let Some(why) = fallback {
+                            log(format_args!("{} {dir}: {why}", iface.name));
+                        }
+                        log(format_args!("attached {} {dir} ({kind})", iface.name));
+                        attached.push((iface.name.clone(), dir));
+                    }
+                    Ok(AttachOutcome::AlreadyAttached { kind }) => {
+                        log(format_args!(
+                            "{} {dir}: already attached ({kind})",
+                            iface.name
+                        ));
+                    }
+                    Err(e) => {
+                        // Leave things as they were before this run.
+                        for (name, dir) in attached {
+                            let _ = detach(&self.pins, &name, dir);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event_loop(&mut self, signals: &SignalFd) -> anyhow::Result<()> {
+        let mut watcher = PolicyWatcher::new(&self.config.policy)
+            .with_context(|| format!("watch {}", self.config.policy.display()))?;
+        let events_path = self.pins.map("events");
+        let events = MapHandle::from_pinned_path(&events_path)
+            .with_context(|| format!("open the event ring buffer {}", events_path.display()))?;
+        let names = Rc::clone(&self.names);
+        let mut ifnames = IfNames::default();
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&events, move |data: &[u8]| {
+                if let Some(ev) = from_bytes::<segfw_event>(data) {
+                    let wall = wall_ms_of(ev.ts_ns, datapath_clock_ns(), unix_ms());
+                    let iface = ifnames.name(ev.ifindex).to_string();
+                    println!("{}", format_event(&ev, wall, &iface, &names.borrow()));
+                }
+                0
+            })
+            .context("read the event ring buffer")?;
+        let ring = builder.build().context("read the event ring buffer")?;
+        let mut watch_failed = false;
+
+        loop {
+            if let Err(e) = ring.poll(TICK) {
+                log(format_args!("read events: {e}"));
+                std::thread::sleep(TICK);
+            }
+            let mut force = false;
+            while let Some(info) = signals.read_signal().context("read signalfd")? {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGHUP) => {
+                        log(format_args!(
+                            "SIGHUP: re-applying {}",
+                            self.config.policy.display()
+                        ));
+                        force = true;
+                    }
+                    Ok(signal) => {
+                        log(format_args!("{signal}: stopping"));
+                        return Ok(());
+                    }
+                    Err(_) => {}
+                }
+            }
+            match watcher.drain() {
+                Ok(_) => watch_failed = false,
+                Err(e) if !watch_failed => {
+                    log(format_args!("{e:#}; changes may go unnoticed until SIGHUP"));
+                    watch_failed = true;
+                }
+                Err(_) => {}
+            }
+            let now = Instant::now();
+            let retry = self.retry_at.is_some_and(|at| now >= at);
+            if watcher.take_due(now) || retry || force {
+                self.retry_at = None;
+                self.reload(force);
+                if let Err(e) = watcher.rearm() {
+                    log(format_args!("{e:#}"));
+                }
+            }
+        }
+    }
+
+    /// Re-reads the file; applies it if its content changed (or `force`).
+    /// Whatever goes wrong is logged and the live policy keeps enforcing.
+    fn reload(&mut self, force: bool) {
+        let path = self.config.policy.clone();
+        let bytes = match read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                log(format_args!("{e:#}; {} keeps enforcing", self.live()));
+                return;
+            }
+        };
+        let sha = sha256_hex(&bytes);
+        if !force && self.last_sha.as_deref() == Some(sha.as_str()) {
+            return;
+        }
+        self.last_sha = Some(sha);
+        let policy = match check(&bytes, &path) {
+            Ok(policy) => policy,
+            Err(e) => {
+                log(format_args!(
+                    "not applied, {} keeps enforcing: {e:#}",
+                    self.live()
+                ));
+                self.record(false);
+                return;
+            }
+        };
+        let lock = match self.pins.lock() {
+            Ok(lock) => lock,
+            Err(e) => {
+                log(format_args!("{e}; retrying in {}s", RETRY_FAILED.as_secs()));
+                self.retry_later(RETRY_FAILED);
+                return;
+            }
+        };
+        if let Err(e) = self.apply(&lock, &policy) {
+            if !matches!(e, ApplyError::ConfirmPending { .. }) {
+                log(format_args!(
+                    "apply {}: {}; {} keeps enforcing, retrying in {}s",
+                    path.display(),
+                    error_chain(&e),
+                    self.live(),
+                    RETRY_FAILED.as_secs()
+                ));
+                self.retry_later(RETRY_FAILED);
+            }
+        }
+    }
+
+    /// Applies; logs and records the outcome. A pending confirmation
+    /// defers the apply (retried every second) instead of overriding it.
+    fn apply(&mut self, lock: &PinLock, policy: &CheckedPolicy) -> Result<(), ApplyError> {
+        match apply_with(&self.pins, lock, policy, ApplyOptions::default()) {
+            Ok(report) => {
+                self.deferred = false;
+                self.log_applied(&report);
+                self.record(true);
+                self.refresh_names();
+                Ok(())
+            }
+            Err(ApplyError::ConfirmPending { pending }) => {
+                if !self.deferred {
+                    log(format_args!(
+                        "{} not applied yet: generation {} awaits `segfw policy confirm` ({}); \
+                         applying it once that is confirmed or rolled back",
+                        self.config.policy.display(),
+                        pending.generation,
+                        pending.describe_deadline()
+                    ));
+                }
+                self.deferred = true;
+                self.retry_later(RETRY_PENDING);
+                Err(ApplyError::ConfirmPending { pending })
+            }
+            Err(e) => {
+                self.record(false);
+                Err(e)
+            }
+        }
+    }
+
+    fn retry_later(&mut self, after: Duration) {
+        // Forget the content, so that the retry applies it.
+        self.last_sha = None;
+        self.retry_at = Some(Instant::now() + after);
+    }
+
+    fn log_applied(&self, report: &ApplyReport) {
+        log(format_args!(
+            "applied {}: generation {} (sha256 {}), {} rules, {} entries, swapped in {} ms",
+            self.config.policy.display(),
+            report.generation,
+            &report.sha256[..report.sha256.len().min(8)],
+            report.rules,
+            report.trie_entries,
+            report.elapsed.as_millis()
+        ));
+    }
+
+    fn record(&self, ok: bool) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.last_ok = Some(ok);
+        if ok {
+            state.last_success_unix_ms = Some(unix_ms());
+        }
+    }
+
+    fn refresh_names(&self) {
+        let names = Maps::open(&self.pins)
+            .and_then(|maps| maps.live_policy())
+            .map(|(_, meta)| rule_names(&meta));
+        if let Ok(names) = names {
+            *self.names.borrow_mut() = names;
+        }
+    }
+
+    /// "generation N" of the live policy, for log lines.
+    fn live(&self) -> String {
+        match Maps::open(&self.pins).and_then(|m| m.runtime()) {
+            Ok(rt) if rt.generation != 0 => {
+                format!("the live policy (generation {})", rt.generation)
+            }
+            _ => "the live policy".to_string(),
+        }
+    }
+
+    /// Detaches the interfaces this daemon runs on (also ones it found
+    /// attached, e.g. left by a crashed earlier run), unless --keep.
+    fn stop(&self) -> anyhow::Result<()> {
+        if self.config.keep {
+            log(format_args!(
+                "--keep: {} stay attached, {} keeps enforcing",
+                self.iface_list(),
+                self.live()
+            ));
+            return Ok(());
+        }
+        let _lock = self.pins.lock()?;
+        let mut first_err = None;
+        for iface in &self.config.interfaces {
+            for dir in Direction::BOTH {
+                match detach(&self.pins, &iface.name, dir) {
+                    Ok(true) => log(format_args!("detached {} {dir}", iface.name)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        let e = anyhow::Error::new(e)
+                            .context(format!("detach segfw from {} {dir}", iface.name));
+                        log(format_args!("{e:#}"));
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn iface_list(&self) -> String {
+        let names: Vec<&str> = self
+            .config
+            .interfaces
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        names.join(", ")
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("read policy file {}", path.display()))
+}
+
+fn check(bytes: &[u8], path: &Path) -> anyhow::Result<CheckedPolicy> {
+    Ok(check_bytes(bytes, path)?)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// One line on stderr (stdout carries the events), with a UTC timestamp.
+fn log(message: impl Display) {
+    eprintln!("{} segfw run: {message}", rfc3339_utc(unix_ms()));
+}
