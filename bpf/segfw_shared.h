@@ -127,7 +127,10 @@ struct segfw_runtime {
 };
 
 /* Userspace-only names of a policy set (meta_a/meta_b), keyed by kind:
- * CONFIG id 0 = sha256 of the applied file (hex), id 1 = its path;
+ * CONFIG id 0 = sha256 of the applied file (hex), id 1 = its path,
+ * id 2 = a pending `apply --confirm` ("generation=G deadline_ms=T
+ * previous_set=S previous_generation=P"), id 3 = the runtime settings the
+ * set was applied with (restored by a rollback);
  * SEGMENT id = segment name; RULE id = rule name. */
 struct segfw_meta_key {
 	__u32 kind; /* enum segfw_key_kind */
