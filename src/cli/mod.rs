@@ -7,6 +7,7 @@ pub mod attach;
 mod common;
 pub mod conntrack;
 pub mod detach;
+pub mod events;
 pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_diff;
@@ -50,6 +51,8 @@ pub enum Command {
     Conntrack(conntrack::Command),
     /// Per-rule packets/bytes/last hit and per-reason verdict counters.
     Stats(stats::Args),
+    /// Stream verdict events (denies, log rules, audit would-drops) from the ring buffer.
+    Events(events::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,5 +81,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Diff(args)) => policy_diff::run(pin_dir, args),
         Command::Conntrack(cmd) => conntrack::run(pin_dir, cmd),
         Command::Stats(args) => stats::run(pin_dir, args),
+        Command::Events(args) => events::run(pin_dir, args),
     }
 }

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod attach;
 pub mod conntrack;
 pub mod decode;
+pub mod events;
 pub mod loader;
 pub mod maps;
 pub mod pins;
