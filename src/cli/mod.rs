@@ -8,6 +8,7 @@ mod common;
 pub mod conntrack;
 pub mod detach;
 pub mod events;
+pub mod explain;
 pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_diff;
@@ -53,6 +54,8 @@ pub enum Command {
     Stats(stats::Args),
     /// Stream verdict events (denies, log rules, audit would-drops) from the ring buffer.
     Events(events::Args),
+    /// Run a synthetic packet through the loaded program, without side effects.
+    Explain(explain::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conntrack(cmd) => conntrack::run(pin_dir, cmd),
         Command::Stats(args) => stats::run(pin_dir, args),
         Command::Events(args) => events::run(pin_dir, args),
+        Command::Explain(args) => explain::run(pin_dir, args),
     }
 }
