@@ -56,6 +56,8 @@ pub fn apply_image(
     maps.runtime
         .put(&0u32, &next_runtime(&image, generation, idle))?;
     repin_active(&mut maps, pins, idle)?;
+    // Per-rule counters count from this apply on (`stats --unused`).
+    super::stats::reset_rule_counters(pins, &image)?;
 
     Ok(ApplyReport {
         generation,
