@@ -301,10 +301,11 @@ pub fn explain(pins: &PinDir, probe: &Probe) -> Result<Explanation, ExplainError
     let maps = Maps::open(pins)?;
     let generation = maps.runtime()?.generation;
 
-    let mut ctx = vec![0u8; size_of::<__sk_buff>()];
-    put_cb(&mut ctx, 0, segfw_explain::SEGFW_EXPLAIN_MAGIC0.0);
-    put_cb(&mut ctx, 1, segfw_explain::SEGFW_EXPLAIN_MAGIC1.0);
-    test_run(&prog, &probe.frame(), &mut ctx)
+    let mut ctx_in = vec![0u8; size_of::<__sk_buff>()];
+    put_cb(&mut ctx_in, 0, segfw_explain::SEGFW_EXPLAIN_MAGIC0.0);
+    put_cb(&mut ctx_in, 1, segfw_explain::SEGFW_EXPLAIN_MAGIC1.0);
+    let mut ctx = vec![0u8; ctx_in.len()];
+    test_run(&prog, &probe.frame(), &ctx_in, &mut ctx)
         .map_err(|source| ExplainError::TestRun { path, source })?;
 
     let answer = cb(&ctx, 2);
@@ -346,27 +347,32 @@ fn cb(ctx: &[u8], word: usize) -> u32 {
     u32::from_ne_bytes([ctx[at], ctx[at + 1], ctx[at + 2], ctx[at + 3]])
 }
 
-/// BPF_PROG_TEST_RUN of `frame` with `ctx` (a struct __sk_buff) as the
-/// context in and out; returns the program's return code. libbpf-rs 0.27
-/// has test_run on loaded programs only, not on a ProgramHandle.
-fn test_run(prog: &ProgramHandle, frame: &[u8], ctx: &mut [u8]) -> std::io::Result<u32> {
+/// BPF_PROG_TEST_RUN of `frame` with `ctx_in` (a struct __sk_buff) as the
+/// context; the context after the run lands in `ctx_out`. Returns the
+/// program's return code. libbpf-rs 0.27 has test_run on skeleton programs
+/// only, not on a ProgramHandle opened from a pin.
+fn test_run(
+    prog: &ProgramHandle,
+    frame: &[u8],
+    ctx_in: &[u8],
+    ctx_out: &mut [u8],
+) -> std::io::Result<u32> {
     let mut opts = libbpf_sys::bpf_test_run_opts {
         sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
         data_in: frame.as_ptr().cast(),
         data_size_in: frame.len() as u32,
-        ctx_in: ctx.as_ptr().cast(),
-        ctx_size_in: ctx.len() as u32,
-        ctx_out: ctx.as_mut_ptr().cast(),
-        ctx_size_out: ctx.len() as u32,
+        ctx_in: ctx_in.as_ptr().cast(),
+        ctx_size_in: ctx_in.len() as u32,
+        ctx_out: ctx_out.as_mut_ptr().cast(),
+        ctx_size_out: ctx_out.len() as u32,
         repeat: 1,
         ..Default::default()
     };
-    // SAFETY: the program fd is open for the duration of the call; data_in
-    // and ctx_in point at `frame.len()` and `ctx.len()` readable bytes, and
-    // ctx_out at `ctx.len()` writable bytes (the kernel writes at most
-    // ctx_size_out). ctx_in and ctx_out alias the same buffer, which the
-    // kernel reads completely before it runs the program and writes after.
-    // data_out is NULL, so no packet data is written back.
+    // SAFETY: `prog` keeps the program fd open for the call; data_in and
+    // ctx_in point at frame.len() and ctx_in.len() readable bytes, ctx_out
+    // at ctx_out.len() writable bytes, and the kernel writes at most
+    // ctx_size_out bytes there. data_out is NULL: no packet is written back.
+    // The kernel keeps none of these pointers after the call returns.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_fd().as_raw_fd(), &mut opts) };
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(-rc));
