@@ -339,7 +339,7 @@ fn run_reapplies_changes_survives_invalid_edits_and_serves_metrics() {
     assert!(
         events
             .lines()
-            .any(|l| l.contains(" deny drop ingress sfw0 ")),
+            .any(|l| l.contains(" deny  drop sfw0 ingress ")),
         "denies should be logged as events:\n{events}"
     );
 

@@ -1,11 +1,11 @@
 //! `segfw conntrack list [--json] | flush`.
-use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::Context;
 
 use super::common::{installed, print_json};
 use crate::datapath::conntrack::{flush, list, Flow};
+use crate::datapath::events::endpoint;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -64,12 +64,5 @@ fn print_text(flows: &[Flow]) {
             f.rule,
             f.generation
         );
-    }
-}
-
-fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
     }
 }

@@ -7,6 +7,8 @@ pub mod attach;
 mod common;
 pub mod conntrack;
 pub mod detach;
+pub mod events;
+pub mod explain;
 pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_confirm;
@@ -54,6 +56,10 @@ pub enum Command {
     Stats(stats::Args),
     /// Foreground daemon: attach, apply, re-apply FILE on change, log events, serve metrics.
     Run(run::Args),
+    /// Stream verdict events (denies, log rules, audit would-drops) from the ring buffer.
+    Events(events::Args),
+    /// Run a synthetic packet through the loaded program, without side effects.
+    Explain(explain::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,5 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::RollbackWatch(args)) => {
             policy_confirm::run_watch(pin_dir, args)
         }
+        Command::Events(args) => events::run(pin_dir, args),
+        Command::Explain(args) => explain::run(pin_dir, args),
     }
 }

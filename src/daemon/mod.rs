@@ -6,7 +6,6 @@
 //! context, as src/cli does, and builds on the typed layers below it
 //! (datapath, policy). Its own reusable parts (watcher, metrics) have
 //! thiserror enums.
-pub mod events;
 pub mod metrics;
 pub mod rollback;
 pub mod run;

@@ -1,36 +1,30 @@
-//! `segfw run`: the foreground daemon. One thread does everything but
-//! serving metrics: it polls the event ring buffer (100 ms), then drains
-//! the signalfd and the policy watcher without blocking.
-use std::cell::RefCell;
-use std::collections::HashMap;
+//! `segfw run`: the foreground daemon. The main thread drains the signalfd
+//! and the policy watcher every 100 ms; one thread prints events from the
+//! ring buffer (the reader `segfw events` uses), one serves metrics.
 use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use libbpf_rs::{MapHandle, RingBufferBuilder};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use sha2::{Digest, Sha256};
 
-use super::events::{format_event, wall_ms_of, IfNames};
 use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
 use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, AttachMode, AttachOutcome, Interface};
-use crate::datapath::conntrack::datapath_clock_ns;
-use crate::datapath::decode::rule_names;
+use crate::datapath::events::EventStream;
 use crate::datapath::loader::{load_or_reuse, Programs};
 use crate::datapath::maps::Maps;
 use crate::datapath::pins::{PinDir, PinLock};
 use crate::datapath::status::rfc3339_utc;
 use crate::datapath::Direction;
 use crate::policy::{check_bytes, CheckedPolicy};
-use crate::skel::from_bytes;
-use crate::skel::types::segfw_event;
 
 /// How long the loop blocks on the ring buffer: the latency of signals
 /// and file changes.
@@ -84,7 +78,6 @@ pub fn run(pins: &PinDir, config: RunConfig) -> anyhow::Result<()> {
         pins: pins.clone(),
         config,
         state,
-        names: Rc::new(RefCell::new(HashMap::new())),
         last_sha: None,
         retry_at: None,
         deferred: false,
@@ -101,8 +94,6 @@ struct Daemon {
     pins: PinDir,
     config: RunConfig,
     state: SharedApplyState,
-    /// Rule names of the live policy, for event lines.
-    names: Rc<RefCell<HashMap<u32, String>>>,
     /// sha256 of the content last tried: an unchanged file is not re-applied.
     last_sha: Option<String>,
     /// When to try again an apply that could not happen.
@@ -183,30 +174,39 @@ impl Daemon {
     fn event_loop(&mut self, signals: &SignalFd) -> anyhow::Result<()> {
         let mut watcher = PolicyWatcher::new(&self.config.policy)
             .with_context(|| format!("watch {}", self.config.policy.display()))?;
-        let events_path = self.pins.map("events");
-        let events = MapHandle::from_pinned_path(&events_path)
-            .with_context(|| format!("open the event ring buffer {}", events_path.display()))?;
-        let names = Rc::clone(&self.names);
-        let mut ifnames = IfNames::default();
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&events, move |data: &[u8]| {
-                if let Some(ev) = from_bytes::<segfw_event>(data) {
-                    let wall = wall_ms_of(ev.ts_ns, datapath_clock_ns(), unix_ms());
-                    let iface = ifnames.name(ev.ifindex).to_string();
-                    println!("{}", format_event(&ev, wall, &iface, &names.borrow()));
-                }
-                0
-            })
-            .context("read the event ring buffer")?;
-        let ring = builder.build().context("read the event ring buffer")?;
+        let stop_events = Arc::new(AtomicBool::new(false));
+        let printer = self.print_events(Arc::clone(&stop_events))?;
+        let result = self.watch_loop(signals, &mut watcher);
+        stop_events.store(true, Ordering::Relaxed);
+        if printer.join().is_err() {
+            log(format_args!("the event printer panicked"));
+        }
+        result
+    }
+
+    /// Prints each event on stdout, from a thread of its own, until `stop`.
+    fn print_events(&self, stop: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        let stream = EventStream::open(&self.pins).context("read verdict events")?;
+        Ok(std::thread::spawn(move || {
+            let printed = stream.run(&stop, |event| {
+                println!("{event}");
+                ControlFlow::Continue(())
+            });
+            if let Err(e) = printed {
+                log(format_args!("read events: {e}"));
+            }
+        }))
+    }
+
+    fn watch_loop(
+        &mut self,
+        signals: &SignalFd,
+        watcher: &mut PolicyWatcher,
+    ) -> anyhow::Result<()> {
         let mut watch_failed = false;
 
         loop {
-            if let Err(e) = ring.poll(TICK) {
-                log(format_args!("read events: {e}"));
-                std::thread::sleep(TICK);
-            }
+            std::thread::sleep(TICK);
             let mut force = false;
             while let Some(info) = signals.read_signal().context("read signalfd")? {
                 match Signal::try_from(info.ssi_signo as i32) {
@@ -301,7 +301,6 @@ impl Daemon {
                 self.deferred = false;
                 self.log_applied(&report);
                 self.record(true);
-                self.refresh_names();
                 Ok(())
             }
             Err(ApplyError::ConfirmPending { pending }) => {
@@ -348,15 +347,6 @@ impl Daemon {
         state.last_ok = Some(ok);
         if ok {
             state.last_success_unix_ms = Some(unix_ms());
-        }
-    }
-
-    fn refresh_names(&self) {
-        let names = Maps::open(&self.pins)
-            .and_then(|maps| maps.live_policy())
-            .map(|(_, meta)| rule_names(&meta));
-        if let Ok(names) = names {
-            *self.names.borrow_mut() = names;
         }
     }
 

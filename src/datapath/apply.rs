@@ -264,6 +264,8 @@ pub fn apply_image_with(
         // Confirmed implicitly: the old record must not come back with its set.
         delete_pending(pins, 1 - idle)?;
     }
+    // Per-rule counters count from this apply on (`stats --unused`).
+    super::stats::reset_rule_counters(pins, &image)?;
 
     Ok(ApplyReport {
         generation,

@@ -7,6 +7,8 @@ pub mod apply;
 pub mod attach;
 pub mod conntrack;
 pub mod decode;
+pub mod events;
+pub mod explain;
 pub mod loader;
 pub mod maps;
 pub mod pins;

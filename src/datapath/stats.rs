@@ -1,14 +1,22 @@
 //! Per-rule and per-reason counters, summed over CPUs, for `stats`.
+//!
+//! Per-rule counters (maps/rule_stats) count since the live policy was
+//! applied: `policy apply` zeroes the ids of the policy it swaps in (see
+//! [`reset_rule_counters`]), so a rule with no packets never matched since
+//! then. Per-reason counters count since the datapath was loaded.
 use std::collections::BTreeSet;
 
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use serde::Serialize;
 
 use super::conntrack::datapath_clock_ns;
-use super::decode::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
-use super::maps::{open_reason_stats, open_rule_stats, Maps, MetaEntry};
+use super::decode::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
+use super::events::{live_rule_names, rfc3339, wall_clock_ns};
+use super::maps::{open_reason_stats, open_rule_stats, Maps, PinnedMap};
 use super::pins::PinDir;
-use super::Result;
-use crate::skel::types::{segfw_reason, segfw_rule_stats};
+use super::{DatapathError, Result};
+use crate::policy::image::PolicyImage;
+use crate::skel::types::{segfw_key_kind, segfw_ratelimit, segfw_reason, segfw_rule_stats};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleCounters {
@@ -18,6 +26,8 @@ pub struct RuleCounters {
     pub bytes: u64,
     /// Seconds since the last packet it decided; None if never hit.
     pub last_hit_s_ago: Option<u64>,
+    /// Wall-clock time of the last packet it decided (RFC 3339 UTC).
+    pub last_hit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,27 +40,31 @@ pub struct ReasonCounter {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Rules with hits (all known rules with `include_unused`), by id.
+    /// Generation of the live policy the rule counters belong to (0: none).
+    pub generation: u32,
+    /// Rules with hits (every rule of the live policy with
+    /// `include_unused`), by id; id 0 is "(default)", the default action.
     pub rules: Vec<RuleCounters>,
     /// Reasons with a non-zero count, by code.
     pub reasons: Vec<ReasonCounter>,
+    /// Packets passed, including `audited`.
     pub passed: u64,
+    /// Packets dropped (every drop reason).
     pub dropped: u64,
+    /// Packets passed only because of audit mode (reason pass_audit): the
+    /// would-be drops, not counted in `dropped`.
+    pub audited: u64,
+    /// Events the per-CPU rate limit (or a full ring buffer) kept from
+    /// maps/events, since the datapath was loaded.
+    pub events_suppressed: u64,
 }
 
-/// Reads the counters. Rule ids are those named by either policy set
-/// (the live one and the one before), plus default and failsafe.
+/// Reads the counters of the live policy's rules, the default and the
+/// failsafe rule.
 pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
     let maps = Maps::open(pins)?;
-    let meta: Vec<MetaEntry> = maps
-        .meta
-        .iter()
-        .map(|m| m.entries())
-        .collect::<Result<Vec<_>>>()?
-        .concat();
-    let live_meta = maps.live_policy()?.1;
-    let mut names = rule_names(&meta);
-    names.extend(rule_names(&live_meta));
+    let generation = maps.runtime()?.generation;
+    let names = live_rule_names(&maps)?;
     let ids: BTreeSet<u32> = [RULE_DEFAULT, RULE_FAILSAFE]
         .into_iter()
         .chain(names.keys().copied())
@@ -72,6 +86,7 @@ pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
             packets,
             bytes: per_cpu.iter().map(|s| s.bytes).sum(),
             last_hit_s_ago: (last_hit != 0).then(|| now.saturating_sub(last_hit) / 1_000_000_000),
+            last_hit: (last_hit != 0).then(|| rfc3339(wall_clock_ns(last_hit))),
         });
     }
 
@@ -83,12 +98,71 @@ pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
             .map(|r| r.packets)
             .sum()
     };
+    let audited = reasons
+        .iter()
+        .filter(|r| r.code == segfw_reason::SEGFW_PASS_AUDIT.0)
+        .map(|r| r.packets)
+        .sum();
     Ok(Stats {
+        generation,
         passed: sum(false),
         dropped: sum(true),
+        audited,
+        events_suppressed: events_suppressed(pins)?,
         rules,
         reasons,
     })
+}
+
+/// Rules of the live policy that decided no packet since it was applied
+/// (the default and failsafe pseudo-rules are not listed).
+pub fn unused(stats: &Stats) -> Vec<&RuleCounters> {
+    stats
+        .rules
+        .iter()
+        .filter(|r| r.packets == 0 && r.id != RULE_DEFAULT && r.id != RULE_FAILSAFE)
+        .collect()
+}
+
+/// Sum over CPUs of segfw_ratelimit.suppressed (maps/ratelimit).
+fn events_suppressed(pins: &PinDir) -> Result<u64> {
+    let map = PinnedMap::open::<u32, segfw_ratelimit>(pins, "ratelimit")?;
+    Ok(map
+        .get_percpu::<segfw_ratelimit>(0)?
+        .iter()
+        .map(|r| r.suppressed)
+        .sum())
+}
+
+/// Zeroes the per-rule counters of every id `image` uses (its rules, the
+/// default and the failsafe rule), so that they count from this apply on.
+/// Called by `policy apply` right after the swap; packets decided in
+/// between are not counted, which errs towards "unused".
+pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
+    let path = pins.map("rule_stats");
+    let map = MapHandle::from_pinned_path(&path)
+        .map_err(|source| DatapathError::OpenPinned { path, source })?;
+    let io = |op: &'static str| {
+        move |source| DatapathError::MapIo {
+            map: "rule_stats".to_string(),
+            op,
+            source,
+        }
+    };
+    let cpus = libbpf_rs::num_possible_cpus().map_err(io("size per-CPU values of"))?;
+    let zeros = vec![vec![0u8; map.value_size() as usize]; cpus];
+    let rule_kind = segfw_key_kind::SEGFW_KIND_RULE.0;
+    let ids = image
+        .meta
+        .iter()
+        .filter(|(key, _)| key.kind == rule_kind)
+        .map(|(key, _)| key.id)
+        .chain([RULE_DEFAULT, RULE_FAILSAFE]);
+    for id in ids {
+        map.update_percpu(&id.to_ne_bytes(), &zeros, MapFlags::ANY)
+            .map_err(io("zero"))?;
+    }
+    Ok(())
 }
 
 fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
