@@ -24,3 +24,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         1
     }
 }
+
+/// An error and its sources on one line: "outer: inner: root cause".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -7,8 +7,8 @@ use anyhow::Context;
 use super::common::{checked_policy, installed, short_hash};
 use crate::daemon::rollback;
 use crate::datapath::apply::{apply_with, next_generation_of, unix_ms, ApplyOptions, ApplyReport};
+use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::maps::open_conntrack;
-use crate::datapath::status::rfc3339_utc;
 
 /// Longest --confirm: a week.
 const MAX_CONFIRM_SECS: u64 = 7 * 24 * 3600;

@@ -21,6 +21,7 @@ use crate::datapath::maps::{open_conntrack, open_reason_stats, open_rule_stats, 
 use crate::datapath::pins::PinDir;
 use crate::datapath::stats::reason_name;
 use crate::datapath::{DatapathError, Result};
+use crate::error::error_chain;
 use crate::skel::types::{segfw_ratelimit, segfw_reason, segfw_rule_stats};
 
 /// Content type of the OpenMetrics text format.
@@ -345,17 +346,6 @@ fn request_reply(
             .with_status_code(status)
             .with_header(header),
     )
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::error::error_chain;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use sha2::{Digest, Sha256};
@@ -18,11 +20,11 @@ use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
 use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::events::EventStream;
 use crate::datapath::loader::{load_or_reuse, Programs};
 use crate::datapath::maps::Maps;
 use crate::datapath::pins::{PinDir, PinLock};
-use crate::datapath::status::rfc3339_utc;
 use crate::datapath::Direction;
 use crate::policy::{check_bytes, CheckedPolicy};
 
@@ -414,17 +416,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One line on stderr (stdout carries the events), with a UTC timestamp.

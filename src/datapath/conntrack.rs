@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
-use nix::time::{clock_gettime, ClockId};
+use super::clock::datapath_clock_ns;
 use serde::Serialize;
 
 use super::decode::{proto_name, rule_label, rule_names};
@@ -55,14 +55,6 @@ pub fn flush(pins: &PinDir, _lock: &PinLock) -> Result<usize> {
     // Each CPU's flow cache may still hold a flushed flow: forget it too.
     open_flow_cache(pins)?.zero_percpu(0)?;
     Ok(flushed)
-}
-
-/// Now on the datapath's clock: bpf_ktime_get_coarse_ns() is CLOCK_MONOTONIC
-/// at tick resolution, so CLOCK_MONOTONIC_COARSE reads the same clock.
-pub fn datapath_clock_ns() -> u64 {
-    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
 }
 
 fn flow(

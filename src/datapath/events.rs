@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapHandle, MapType, RingBufferBuilder};
 use nix::fcntl::{Flock, FlockArg};
-use nix::time::{clock_gettime, ClockId};
 use serde::Serialize;
 
-use super::conntrack::datapath_clock_ns;
+use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
 use super::decode::{proto_name, rule_label, rule_names};
 use super::maps::Maps;
 use super::pins::PinDir;
@@ -289,7 +288,7 @@ fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfac
         Direction::Ingress
     };
     Event {
-        time: rfc3339(wall_clock_ns(raw.ts_ns)),
+        time: rfc3339_utc(wall_clock_ns(raw.ts_ns) / 1_000_000),
         ts_ns: raw.ts_ns,
         kind,
         verdict: verdict.to_string(),
@@ -315,65 +314,9 @@ pub fn plain_addr(addr: IpAddr) -> IpAddr {
     }
 }
 
-fn clock_ns(clock: ClockId) -> u64 {
-    clock_gettime(clock)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
-/// A datapath timestamp (CLOCK_MONOTONIC) as Unix time in ns.
-pub fn wall_clock_ns(ts_ns: u64) -> u64 {
-    let age = clock_ns(ClockId::CLOCK_MONOTONIC).saturating_sub(ts_ns);
-    clock_ns(ClockId::CLOCK_REALTIME).saturating_sub(age)
-}
-
-/// Unix time in ns as RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z.
-pub fn rfc3339(unix_ns: u64) -> String {
-    let secs = unix_ns / 1_000_000_000;
-    let millis = (unix_ns / 1_000_000) % 1000;
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// (year, month, day) of a day count since 1970-01-01, proleptic
-/// Gregorian (H. Hinnant's days_from_civil, inverted).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_of_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(1_700_000_000_123_000_000),
-            "2023-11-14T22:13:20.123Z"
-        );
-        // a leap day
-        assert_eq!(
-            rfc3339(1_709_210_096_000_000_000),
-            "2024-02-29T12:34:56.000Z"
-        );
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn events_decode_to_stable_fields() {

@@ -5,6 +5,7 @@
 //! Every function works on one instance, named by its [`pins::PinDir`].
 pub mod apply;
 pub mod attach;
+pub mod clock;
 pub mod conntrack;
 pub mod decode;
 pub mod events;

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use serde::Serialize;
 
-use super::conntrack::datapath_clock_ns;
+use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
 use super::decode::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
-use super::events::{live_rule_names, rfc3339, wall_clock_ns};
+use super::events::live_rule_names;
 use super::maps::{open_reason_stats, open_rule_stats, Maps, PinnedMap};
 use super::pins::PinDir;
 use super::{DatapathError, Result};
@@ -86,7 +86,7 @@ pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
             packets,
             bytes: per_cpu.iter().map(|s| s.bytes).sum(),
             last_hit_s_ago: (last_hit != 0).then(|| now.saturating_sub(last_hit) / 1_000_000_000),
-            last_hit: (last_hit != 0).then(|| rfc3339(wall_clock_ns(last_hit))),
+            last_hit: (last_hit != 0).then(|| rfc3339_utc(wall_clock_ns(last_hit) / 1_000_000)),
         });
     }
 

@@ -3,6 +3,7 @@ use serde::Serialize;
 
 use super::apply::{pending, unix_ms, Pending};
 use super::attach::{attachments, Attachment};
+use super::clock::rfc3339_utc;
 use super::decode::{decode, Action, Mode};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
@@ -133,35 +134,6 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     Ok(status)
 }
 
-/// `2024-05-01T12:00:00.123Z` for unix milliseconds (proleptic Gregorian,
-/// UTC), without a date-time dependency.
-pub fn rfc3339_utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// Sum of memlock over maps/<name> for every map of the datapath.
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
@@ -177,14 +149,6 @@ fn memlock_total(pins: &PinDir) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_utc(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
-        assert_eq!(rfc3339_utc(4_102_444_799_000), "2099-12-31T23:59:59.000Z");
-    }
 
     #[test]
     fn pending_status_counts_down_and_goes_overdue() {
