@@ -128,6 +128,16 @@ def parse_datapath(text):
     return (float(est.group(1)) if est else None, float(scale.group(1)) if scale else None)
 
 
+def datapath_md(text):
+    """bench_datapath's output, with its summary lines as a list."""
+    out = []
+    for line in text.strip().splitlines():
+        if line.startswith(("established / empty", "new flow 100k")):
+            line = "- " + line
+        out.append(line)
+    return "\n".join(out)
+
+
 def verdict(ok):
     return {True: "met", False: "**not met**", None: "not measured"}[ok]
 
@@ -162,6 +172,8 @@ def targets(s, datapath_text):
         worst = min(r for _, r in nft)
         txt = ", ".join(f"{r:.2f}x {s['labels'][c]}" for c, r in nft) + f" at {at}"
         rows.append(("veth: connection rate with 10k rules >= nftables with sets", txt, verdict(worst >= 1.0 if n_top >= 10000 else None)))
+    if meta["quick"]:
+        rows = [(a, b, c + " (quick run: not conclusive)" if c != "not measured" else c) for a, b, c in rows]
     lines = ["| DESIGN §5 target | measured | |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
@@ -195,13 +207,15 @@ def render(s, datapath_text, charts_rel):
         f"- kernel {m['kernel']}; load average at start {' '.join(m['loadavg_at_start'])}",
         f"- {m['iptables']}; {m['nft']}; {m['iperf3']}",
         f"- run {meta['date']}: {meta['rounds']} round(s), N = {', '.join(f'{n:,}' for n in meta['ns'])},"
-        f" {meta['secs']:g} s per throughput/rate measurement, {meta['ping_count']} pings, {meta['udp_flows']} UDP flows,"
+        f" {meta['secs']:g} s per throughput/rate measurement, {meta['ping_count']} pings, {meta['udp_flows']:,} UDP flows,"
         f" shuffle seed {meta['seed']}",
         "",
         "## How to run",
         "",
+        "As root:",
+        "",
         "```sh",
-        "make bench            # full run (~20 min): installs deps, builds, measures, rewrites this file",
+        "make bench            # full run (~15 min): installs deps, builds, measures, rewrites this file",
         "QUICK=1 make bench    # 1 round, N = 10 and 1,000, short measurements (~3 min)",
         "ROUNDS=5 NS=10,10000 SECS=3 make bench   # override rounds, rule counts, seconds",
         "scripts/bench/netbench.py cleanup        # remove what an interrupted run left (run.sh traps this)",
@@ -253,14 +267,16 @@ def render(s, datapath_text, charts_rel):
         "- New TCP connections/s: `examples/crr.rs`, TCP_CRR style: connect, 1-byte request, 1-byte",
         "  response, close (server closes first), one connection at a time.",
         "- UDP packets/s: `examples/udp_flows.rs` sends 18-byte datagrams round-robin from",
-        f"  {meta['udp_flows']} sockets (one flow each) for the set seconds; the rate the server receives.",
+        f"  {meta['udp_flows']:,} sockets (one flow each) for the set seconds; the rate the server receives.",
+        "  The flows are one-way: netfilter's conntrack keeps such a flow NEW until it sees a reply, so",
+        "  \"ESTABLISHED first\" does not spare these datagrams the walk through the chain.",
         "- Ping: `ping -i 0.01`, median RTT.",
         "",
         "## Per packet (BPF_PROG_TEST_RUN)",
         "",
         "`cargo run --release --example bench_datapath`, same run:",
         "",
-        datapath_text.strip(),
+        datapath_md(datapath_text),
         "",
         "## Through a veth pair, side by side",
         "",
