@@ -27,7 +27,7 @@ demo: build
 	./scripts/demo.sh $(SEGFW)
 
 bench: build
-	./scripts/bench.sh
+	./scripts/bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""Writes BENCHMARKS.md and its charts from the benchmark's own output:
+summary.json of scripts/bench/netbench.py and the text printed by
+`cargo run --release --example bench_datapath`.
+
+Needs matplotlib for /usr/bin/python3 (Debian's python3-matplotlib;
+scripts/bench/deps.sh installs it).
+
+Usage: report.py --summary S.json --datapath D.txt --charts-dir DIR --out BENCHMARKS.md
+"""
+import argparse
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = {
+    "none": ("black", "-", "o"),
+    "empty-tcx": ("gray", "--", "."),
+    "segfw": ("tab:green", "-", "s"),
+    "iptables": ("tab:red", "-", "v"),
+    "iptables-ct": ("tab:red", ":", "^"),
+    "nft-chain": ("tab:blue", "-", "D"),
+    "nft-set": ("tab:purple", "--", "x"),
+    "nft-vmap": ("tab:cyan", ":", "+"),
+}
+
+
+def fmt_abs(v, metric):
+    if v is None:
+        return "n/a"
+    if metric == "tcp_gbps":
+        return f"{v:.1f}"
+    if metric == "ping_us":
+        return f"{v:.0f}"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    return f"{v:.0f}"
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}"
+
+
+def metric_table(s, metric):
+    meta, res = s["meta"], s["results"][metric]
+    info = s["metrics"][metric]
+    ns = [str(n) for n in meta["ns"]]
+    lines = [
+        f"| {info['label']} ({info['unit']}) | " + " | ".join(f"N={int(n):,}" for n in ns) + " |",
+        "|---|" + "---:|" * len(ns),
+    ]
+    for config in meta["configs"]:
+        cells = []
+        for n in ns:
+            c = res[n][config]
+            if config == "none":
+                cells.append(f"**{fmt_abs(c['median'], metric)}**")
+            else:
+                cells.append(f"{fmt_ratio(c['ratio'])} ({fmt_abs(c['median'], metric)})")
+        lines.append(f"| {s['labels'][config]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chart_connrate(s, path):
+    meta, res = s["meta"], s["results"]["crr_per_s"]
+    ns = meta["ns"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for config in meta["configs"]:
+        ys = [res[str(n)][config]["median"] for n in ns]
+        color, ls, marker = STYLE.get(config, (None, "-", "o"))
+        ax.plot(ns, [y if y is not None else float("nan") for y in ys], label=s["labels"][config], color=color, linestyle=ls, marker=marker)
+    ax.set_xscale("log")
+    ax.set_xticks(ns)
+    ax.set_xticklabels([f"{n:,}" for n in ns])
+    ax.set_xlabel("rules (benchmark traffic matches the last ones)")
+    ax.set_ylabel("new TCP connections / s (median)")
+    ax.set_ylim(bottom=0)
+    title = "Connection rate vs rule count, one veth pair"
+    if meta["quick"]:
+        title += "\n(quick run on a noisy machine)"
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def chart_ratios(s, path):
+    meta = s["meta"]
+    ns = meta["ns"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (metric, info) in zip(axes.flat, s["metrics"].items()):
+        res = s["results"][metric]
+        for config in meta["configs"]:
+            if config == "none":
+                continue
+            ys = [res[str(n)][config]["ratio"] for n in ns]
+            color, ls, marker = STYLE.get(config, (None, "-", "o"))
+            ax.plot(ns, [y if y is not None else float("nan") for y in ys], label=s["labels"][config], color=color, linestyle=ls, marker=marker)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(ns)
+        ax.set_xticklabels([f"{n:,}" for n in ns])
+        better = "higher is better" if info["higher_is_better"] else "lower is better"
+        ax.set_title(f"{info['label']} / no filter ({better})", fontsize=10)
+        ax.set_xlabel("rules")
+        ax.grid(True, alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    if meta["quick"]:
+        fig.suptitle("quick run on a noisy machine", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_datapath(text):
+    """The table and the two ratio lines printed by bench_datapath."""
+    est = re.search(r"established / empty: ([\d.]+)x", text)
+    scale = re.search(r"new flow 100k rules / 10 rules: ([\d.]+)x", text)
+    return (float(est.group(1)) if est else None, float(scale.group(1)) if scale else None)
+
+
+def datapath_md(text):
+    """bench_datapath's output, with its summary lines as a list."""
+    out = []
+    for line in text.strip().splitlines():
+        if line.startswith(("established / empty", "new flow 100k")):
+            line = "- " + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def verdict(ok):
+    return {True: "met", False: "**not met**", None: "not measured"}[ok]
+
+
+def targets(s, datapath_text):
+    meta, res = s["meta"], s["results"]
+    rows = []
+    est, scale = parse_datapath(datapath_text)
+    rows.append(("per packet: established flow <= 2x the empty tcx program", f"{est:.2f}x" if est else "n/a", verdict(est <= 2.0 if est else None)))
+    rows.append(("per packet: new flow with 100k rules / 10k segments <= 1.5x the same with 10 rules", f"{scale:.2f}x" if scale else "n/a", verdict(scale <= 1.5 if scale else None)))
+
+    tput = {n: res["tcp_gbps"][str(n)]["segfw"]["ratio"] for n in meta["ns"]}
+    known = [r for r in tput.values() if r is not None]
+    tput_txt = ", ".join(f"N={n:,}: {fmt_ratio(r)}" for n, r in tput.items())
+    rows.append(("veth: TCP throughput with segfw (both directions) >= 95% of no filter", tput_txt, verdict(all(r >= 0.95 for r in known) if known else None)))
+
+    n_top = max(meta["ns"])
+    crr = res["crr_per_s"][str(n_top)]
+    at = f"N={n_top:,}" + ("" if n_top >= 10000 else " (target is at 10k rules: not run)")
+
+    def ratio_of(config):
+        seg, other = crr["segfw"]["ratio"], crr.get(config, {}).get("ratio")
+        return seg / other if seg and other else None
+
+    ipt = [(c, ratio_of(c)) for c in ("iptables", "iptables-ct") if ratio_of(c)]
+    nft = [(c, ratio_of(c)) for c in ("nft-set", "nft-vmap") if ratio_of(c)]
+    if ipt:
+        worst = min(r for _, r in ipt)
+        txt = ", ".join(f"{r:.1f}x {s['labels'][c]}" for c, r in ipt) + f" at {at}"
+        rows.append(("veth: connection rate with 10k rules >= 10x iptables", txt, verdict(worst >= 10 if n_top >= 10000 else None)))
+    if nft:
+        worst = min(r for _, r in nft)
+        txt = ", ".join(f"{r:.2f}x {s['labels'][c]}" for c, r in nft) + f" at {at}"
+        rows.append(("veth: connection rate with 10k rules >= nftables with sets", txt, verdict(worst >= 1.0 if n_top >= 10000 else None)))
+    if meta["quick"]:
+        rows = [(a, b, c + " (quick run: not conclusive)" if c != "not measured" else c) for a, b, c in rows]
+    lines = ["| DESIGN §5 target | measured | |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def render(s, datapath_text, charts_rel):
+    meta = s["meta"]
+    m = meta["machine"]
+    quick = meta["quick"]
+    out = ["# Benchmarks", ""]
+    if quick:
+        out += [
+            "> **Quick run (noisy machine), to be replaced by a full run.** These numbers come from",
+            "> `QUICK=1 make bench` (1 round, N = 10 and 1,000 only, 1 s measurements) while other",
+            "> builds were running on the same 2 cores; they show that the benchmark works end to end,",
+            "> not how fast anything is. Regenerate with `make bench` on a quiet machine.",
+            "",
+        ]
+    out += [
+        "Generated by `make bench` (scripts/bench/report.py); do not edit by hand. Ratios are against",
+        "\"no filter\" measured in the same round and N, medians over rounds; absolute medians in",
+        "parentheses. For ping, a ratio above 1 means slower.",
+        "",
+        "## DESIGN §5 targets",
+        "",
+        targets(s, datapath_text),
+        "",
+        "## Machine",
+        "",
+        f"- {m['nproc']} CPUs: {m['cpu']}",
+        f"- kernel {m['kernel']}; load average at start {' '.join(m['loadavg_at_start'])}",
+        f"- {m['iptables']}; {m['nft']}; {m['iperf3']}",
+        f"- run {meta['date']}: {meta['rounds']} round(s), N = {', '.join(f'{n:,}' for n in meta['ns'])},"
+        f" {meta['secs']:g} s per throughput/rate measurement, {meta['ping_count']} pings, {meta['udp_flows']:,} UDP flows,"
+        f" shuffle seed {meta['seed']}",
+        "",
+        "## How to run",
+        "",
+        "As root:",
+        "",
+        "```sh",
+        "make bench            # full run (~15 min): installs deps, builds, measures, rewrites this file",
+        "make bench QUICK=1    # 1 round, N = 10 and 1,000, short measurements (~3 min)",
+        "make bench ROUNDS=5 NS=10,10000 SECS=3   # override rounds, rule counts, seconds",
+        "scripts/bench/netbench.py cleanup        # remove what an interrupted run left (run.sh traps this)",
+        "```",
+        "",
+        "`make bench` runs `scripts/bench/run.sh`: `scripts/bench/deps.sh` (apt-get only for what is",
+        "missing: iptables, nftables, iperf3, python3-matplotlib), `cargo build --release`,",
+        "`cargo run --release --example bench_datapath`, `scripts/bench/netbench.py run` and",
+        "`scripts/bench/report.py`. Raw data goes to `scripts/bench/results/run-*/` (not committed);",
+        "`scripts/bench/results/summary.json`, `datapath.txt` and the charts are the latest committed run.",
+        "",
+        "Exact command of this run: `" + meta["command"] + "`",
+        "",
+        "## Method",
+        "",
+        "**Per packet** (`examples/bench_datapath.rs`): BPF_PROG_TEST_RUN of the empty tcx program",
+        "(`bpf/empty.bpf.c`) and of the datapath with 10 rules / 10 segments and 100k rules / 10k",
+        "segments; medians of 9 interleaved rounds.",
+        "",
+        "**Through a veth pair** (`scripts/bench/netbench.py`): a client namespace and a server",
+        "namespace joined by one veth pair (10.98.0.2 -> 10.98.0.1); the filter under test sits in the",
+        "server namespace, on its veth. For each round and each rule count N, the configurations run in",
+        "a shuffled order, each in a fresh pair of namespaces (nothing one leaves behind, such as an",
+        "iptables table that stays registered in its namespace, conntrack entries or TIME_WAIT",
+        "sockets, weighs on the next). Client on CPU 0, servers on CPU 1 (`taskset`).",
+        "",
+        "| configuration | what is installed on the server side |",
+        "|---|---|",
+        "| no filter | nothing |",
+        "| empty tcx program | `bpf/empty.bpf.c` on tcx ingress and egress, pinned links (`examples/attach_empty.rs`; bpftool 7.1 cannot attach tcx) |",
+        "| segfw | `segfw --pin-dir /sys/fs/bpf/segfw-bench attach sbench0 --policy segfw-N.toml` (tcx, both directions), run with `nsenter --net=` |",
+        "| iptables (linear) | `iptables-legacy-restore`: INPUT policy DROP, the N rules in order |",
+        "| iptables (ESTABLISHED first) | the same after `-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT` |",
+        "| nftables (chain) | one `ip` table, input chain policy drop, the N rules in order |",
+        "| nftables (set) | the TCP rules as one `ip saddr . tcp dport` set lookup, then the UDP and ICMP rules |",
+        "| nftables (verdict map) | the TCP rules as one `ip saddr . tcp dport vmap` lookup, then the UDP and ICMP rules |",
+        "",
+        "Rules (`scripts/bench/gen_rules.py N DIR`): N-4 filler rules that no benchmark packet matches",
+        "(TCP from 10.200.x.y, one source address and one port each; for segfw, one segment per",
+        "filler source, so N-2 segments), then the 4 rules the benchmark traffic matches, last: ICMP",
+        "echo, UDP 9000, TCP 7000, TCP 5201, all client -> server. Everything else is dropped. Each",
+        "ruleset is checked before the run (`segfw policy check`, `iptables-restore --test`, `nft -c`).",
+        "iptables is the legacy (x_tables) backend, so that it differs from the nftables rows",
+        "(`make bench IPTABLES=iptables-nft` switches).",
+        "",
+        "Metrics, each measured once per configuration and round:",
+        "",
+        "- TCP throughput: `iperf3 -c` for the set seconds, one stream, client -> server.",
+        "- New TCP connections/s: `examples/crr.rs`, TCP_CRR style: connect, 1-byte request, 1-byte",
+        "  response, close (server closes first), one connection at a time.",
+        "- UDP packets/s: `examples/udp_flows.rs` sends 18-byte datagrams round-robin from",
+        f"  {meta['udp_flows']:,} sockets (one flow each) for the set seconds; the rate the server receives.",
+        "  The flows are one-way: netfilter's conntrack keeps such a flow NEW until it sees a reply, so",
+        "  \"ESTABLISHED first\" does not spare these datagrams the walk through the chain.",
+        "- Ping: `ping -i 0.01`, median RTT.",
+        "",
+        "## Per packet (BPF_PROG_TEST_RUN)",
+        "",
+        "`cargo run --release --example bench_datapath`, same run:",
+        "",
+        datapath_md(datapath_text),
+        "",
+        "## Through a veth pair, side by side",
+        "",
+        "Cells: median ratio to no filter (median absolute value); the no-filter row is absolute.",
+        "",
+    ]
+    for metric in s["metrics"]:
+        out += [f"### {s['metrics'][metric]['label']}", "", metric_table(s, metric), ""]
+    out += [
+        "## Charts",
+        "",
+        f"![new TCP connections per second vs rule count]({charts_rel}/connrate.png)",
+        "",
+        f"![every metric as a ratio to no filter vs rule count]({charts_rel}/ratios.png)",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--summary", required=True)
+    ap.add_argument("--datapath", required=True)
+    ap.add_argument("--charts-dir", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    with open(args.summary) as f:
+        s = json.load(f)
+    with open(args.datapath) as f:
+        datapath_text = f.read()
+    os.makedirs(args.charts_dir, exist_ok=True)
+    chart_connrate(s, os.path.join(args.charts_dir, "connrate.png"))
+    chart_ratios(s, os.path.join(args.charts_dir, "ratios.png"))
+    rel = os.path.relpath(args.charts_dir, os.path.dirname(os.path.abspath(args.out)))
+    with open(args.out, "w") as f:
+        f.write(render(s, datapath_text, rel))
+    print(f"report: wrote {args.out}, {args.charts_dir}/connrate.png, {args.charts_dir}/ratios.png")
+
+
+if __name__ == "__main__":
+    main()
