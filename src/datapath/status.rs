@@ -20,6 +20,9 @@ pub struct Status {
     /// None until a policy was applied.
     pub policy: Option<PolicyStatus>,
     pub maps: Option<MapFill>,
+    /// What an interrupted command or a hand-edited pin dir left behind
+    /// (empty: consistent). The next `policy apply` or `attach` repairs it.
+    pub damaged: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,6 +97,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         attachments: Vec::new(),
         policy: None,
         maps: None,
+        damaged: Vec::new(),
     };
     if !status.installed {
         return Ok(status);
@@ -106,6 +110,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     status.attachments = attachments(pins)?;
 
     let maps = Maps::open(pins)?;
+    status.damaged = super::apply::damage(pins)?;
     let (trie, meta) = maps.live_policy()?;
     let view = decode(&trie, &meta);
     // A live set without a CONFIG entry (generation 0 in the trie) is the
@@ -138,7 +143,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
         .iter()
-        .filter_map(|name| libbpf_rs::MapHandle::from_pinned_path(pins.map(name)).ok())
+        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name)).ok())
         .filter_map(|map| {
             use libbpf_rs::MapCore;
             map.query_fdinfo().ok()?.memlock
