@@ -77,6 +77,9 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
 }
 
 fn print_load(pins: &PinDir, report: &LoadReport) {
+    if let Some(warning) = crate::datapath::loader::host_unprivileged_bpf_warning() {
+        eprintln!("{warning}");
+    }
     if report.loaded {
         println!("loaded segfw into {}", pins.root().display());
     }

@@ -157,10 +157,45 @@ fn open_pinned_program(pins: &PinDir, dir: Direction) -> Result<ProgramHandle> {
         .map_err(|source| DatapathError::OpenPinned { path, source })
 }
 
+/// Where the kernel says whether users without CAP_BPF may use bpf(2).
+pub const UNPRIVILEGED_BPF_SYSCTL: &str = "/proc/sys/kernel/unprivileged_bpf_disabled";
+
+/// The warning segfw prints when unprivileged BPF is enabled, given the
+/// sysctl's content (0: enabled; 1, 2: disabled). Pins are 0600 either
+/// way, but an unprivileged user could then load programs of their own.
+pub fn unprivileged_bpf_warning(sysctl: &str) -> Option<String> {
+    (sysctl.trim() == "0").then(|| {
+        "warning: unprivileged BPF is enabled (kernel.unprivileged_bpf_disabled = 0): any user \
+         can load BPF programs on this host; segfw's pins stay root-only, but set \
+         `sysctl kernel.unprivileged_bpf_disabled=2` (or 1) to close it"
+            .to_string()
+    })
+}
+
+/// The warning for this host, if any.
+pub fn host_unprivileged_bpf_warning() -> Option<String> {
+    std::fs::read_to_string(UNPRIVILEGED_BPF_SYSCTL)
+        .ok()
+        .and_then(|v| unprivileged_bpf_warning(&v))
+}
+
 /// max_entries of the pinned conntrack map.
 fn pinned_conntrack_size(pins: &PinDir) -> Result<u32> {
     let path = pins.map("conntrack");
     let map = MapHandle::from_pinned_path(&path)
         .map_err(|source| DatapathError::OpenPinned { path, source })?;
     Ok(map.max_entries())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_when_unprivileged_bpf_is_enabled() {
+        assert!(unprivileged_bpf_warning("0\n").is_some());
+        assert!(unprivileged_bpf_warning("1\n").is_none());
+        assert!(unprivileged_bpf_warning("2\n").is_none());
+        assert!(unprivileged_bpf_warning("").is_none());
+    }
 }
