@@ -407,3 +407,88 @@ fn a_held_lock_times_out_with_the_pin_dir_and_the_holder() {
     drop(held);
     lab.apply(&pa);
 }
+
+#[test]
+fn a_new_segfw_adopts_the_pins_and_refuses_an_incompatible_layout() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    let mut lab = Lab::new("adopt", 34);
+    let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
+    let small = policy_a(&lab) + "\n[conntrack]\nmax_entries = 65536\n";
+    let big = policy_a(&lab) + "\n[conntrack]\nmax_entries = 131072\n";
+    let pa = lab.write_policy("a.toml", &small);
+    let pbig = lab.write_policy("big.toml", &big);
+    lab.attach(&pa, &[]);
+    let ids = pinned_map_ids(&lab.pin_dir);
+    let mut session = lab.open_session(&a, &b, &server, PORT_OPEN);
+    let mut check = |line: &str, what: &str| {
+        session.send(line);
+        assert!(
+            session.server_got(line, Duration::from_secs(3)),
+            "the open session should keep passing data {what}"
+        );
+    };
+    check("one", "after attach");
+
+    // segfw exited long ago; a new one adopts the pins.
+    lab.attach(&pa, &[]);
+    check("two", "across a second `segfw attach`");
+    lab.apply(&pa);
+    check("three", "across `policy apply` of the same policy");
+
+    // A changed conntrack size cannot resize a live map: the apply goes
+    // through with the pinned size and says so.
+    let out = lab.segfw(&["policy", "apply", &pbig.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "apply with a new conntrack size: {stderr}"
+    );
+    assert!(
+        stderr.contains("conntrack keeps its 65536 entries"),
+        "apply should warn that the conntrack size is kept: {stderr}"
+    );
+    assert_eq!(lab.status()["maps"]["conntrack_max"], 65536);
+    check("four", "across an apply with another conntrack size");
+    let mut after = pinned_map_ids(&lab.pin_dir);
+    after.retain(|name, _| !["meta", "policy"].contains(&name.as_str()));
+    let mut kept = ids.clone();
+    kept.retain(|name, _| !["meta", "policy"].contains(&name.as_str()));
+    assert_eq!(after, kept, "no map may be replaced by adoption or apply");
+
+    // A pinned map of another layout (value size 8 instead of runtime's):
+    // segfw refuses, naming the map, and the loaded datapath is untouched.
+    let runtime = lab.pin_dir.join("maps/runtime");
+    let aside = lab.pin_dir.join("maps/runtime_orig");
+    std::fs::rename(&runtime, &aside).expect("move maps/runtime aside");
+    let created = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&runtime)
+        .args([
+            "type", "array", "key", "4", "value", "8", "entries", "1", "name", "runtime",
+        ])
+        .status()
+        .expect("run bpftool map create");
+    assert!(created.success(), "bpftool map create failed");
+    let out = lab.segfw(&["policy", "apply", &pa.display().to_string()]);
+    std::fs::remove_file(&runtime).expect("remove the foreign map");
+    std::fs::rename(&aside, &runtime).expect("restore maps/runtime");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "apply on a foreign layout: {stderr}"
+    );
+    assert!(
+        stderr.contains("runtime") && stderr.contains("key/value sizes 4/8"),
+        "the refusal should name the map and its layout: {stderr}"
+    );
+    check("five", "after the refused apply");
+    assert!(
+        !lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "tcp/8081 should still be denied"
+    );
+    lab.apply(&pa);
+}
