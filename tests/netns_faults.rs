@@ -492,3 +492,85 @@ fn a_new_segfw_adopts_the_pins_and_refuses_an_incompatible_layout() {
     );
     lab.apply(&pa);
 }
+
+#[test]
+fn pins_removed_by_hand_are_reported_and_attach_repairs_them() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    let mut lab = Lab::new("repair", 35);
+    let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
+    let pa = lab.write_policy("a.toml", &policy_a(&lab));
+    let pb = lab.write_policy("b.toml", &policy_b(&lab));
+    lab.listen_tcp(&a, &server, PORT_OPEN);
+    lab.listen_tcp(&a, &server, PORT_CLOSED);
+    lab.attach(&pa, &[]);
+    let ids = pinned_map_ids(&lab.pin_dir);
+    let damaged = |lab: &Lab| -> String {
+        let status = lab.status();
+        status["damaged"]
+            .as_array()
+            .expect("damaged array")
+            .iter()
+            .map(|d| d.as_str().unwrap_or_default().to_string() + "\n")
+            .collect()
+    };
+
+    // A map the programs use, and one of the idle policy set (A is live).
+    for name in ["conntrack", "meta_b"] {
+        std::fs::remove_file(lab.pin_dir.join("maps").join(name)).expect("remove a map pin");
+    }
+    let report = damaged(&lab);
+    assert!(
+        report.contains("maps/conntrack") && report.contains("maps/meta_b"),
+        "status should report both missing map pins: {report}"
+    );
+    assert!(
+        !lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "the loaded datapath keeps enforcing A without the pins"
+    );
+    let out = lab.attach(&pa, &[]);
+    assert!(
+        out.contains("repaired maps/conntrack: re-pinned")
+            && out.contains("repaired maps/meta_b: created again"),
+        "attach should say what it repaired: {out}"
+    );
+    assert_eq!(damaged(&lab), "", "attach should leave nothing damaged");
+    assert_eq!(
+        pinned_map_ids(&lab.pin_dir)["conntrack"],
+        ids["conntrack"],
+        "conntrack must be re-pinned, not replaced"
+    );
+    lab.apply(&pb);
+    let show: serde_json::Value =
+        serde_json::from_str(&lab.segfw_ok(&["policy", "show", "--json"])).expect("json");
+    assert_eq!(rule_names(&show), ["x", "zb"], "B through the new meta_b");
+    assert!(
+        lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "B allows tcp/8081"
+    );
+
+    // Link pins: removing them destroys the tcx links (nothing else holds
+    // them), so traffic is unfiltered until attach runs again.
+    for dir in ["ingress", "egress"] {
+        std::fs::remove_file(lab.pin_dir.join("links").join(IFACE).join(dir))
+            .expect("remove a link pin");
+    }
+    let report = damaged(&lab);
+    assert!(
+        report.contains(&format!("links/{IFACE} holds no pin")),
+        "status should report the removed links: {report}"
+    );
+    let unfiltered = (0..5).any(|_| lab.tcp_connects(&b, &server, PORT_OPEN));
+    assert!(
+        unfiltered,
+        "without its links segfw no longer filters tcp/8080"
+    );
+    lab.attach(&pb, &[]);
+    assert_eq!(damaged(&lab), "", "attach should re-attach the interface");
+    assert!(
+        !lab.tcp_connects(&b, &server, PORT_OPEN),
+        "B denies tcp/8080 again after attach"
+    );
+}

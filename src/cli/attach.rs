@@ -83,6 +83,9 @@ fn print_load(pins: &PinDir, report: &LoadReport) {
     if report.loaded {
         println!("loaded segfw into {}", pins.root().display());
     }
+    for line in &report.repaired {
+        println!("repaired {line}");
+    }
     if let Some(wanted) = report.conntrack_size_ignored {
         eprintln!(
             "warning: conntrack keeps its {} entries (policy asks for {wanted}); \

@@ -408,8 +408,23 @@ pub fn fault_point(step: &str) {
 /// empty when the instance is consistent. `status` reports it; every
 /// mutating command repairs it first ([`repair`]).
 pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
-    let maps = Maps::open(pins)?;
     let mut found = Vec::new();
+    for iface in pins.empty_link_dirs()? {
+        found.push(format!(
+            "links/{iface} holds no pin: its attachments were removed by hand and {iface} is \
+             not filtered; run `segfw attach {iface}` (or `segfw detach {iface}`)"
+        ));
+    }
+    let missing = super::loader::missing_map_pins(pins);
+    for name in &missing {
+        found.push(format!(
+            "maps/{name} is missing (removed by hand?); `segfw attach IFACE` re-pins it"
+        ));
+    }
+    if !missing.is_empty() {
+        return Ok(found);
+    }
+    let maps = Maps::open(pins)?;
     if let Some((set, generation)) = maps.torn()? {
         found.push(format!(
             "interrupted apply: set {} (generation {generation}) is swapped in but the runtime              map still names generation {}; tracked flows are not re-checked until the next              `segfw policy apply` or `segfw attach` repairs it",

@@ -196,6 +196,19 @@ impl PinDir {
         }
     }
 
+    /// Interfaces whose links/IFACE dir is empty (detach removes the dir
+    /// with its last pin, so an empty one means pins removed by hand).
+    pub fn empty_link_dirs(&self) -> Result<Vec<String>> {
+        let mut empty = Vec::new();
+        for iface_dir in read_dir_names(&self.links_dir())? {
+            let iface = decode_iface(&iface_dir);
+            if read_dir_names(&self.link_dir(&iface))?.is_empty() {
+                empty.push(iface);
+            }
+        }
+        Ok(empty)
+    }
+
     /// Every pinned attachment as (interface, direction), sorted.
     pub fn link_pins(&self) -> Result<Vec<(String, Direction)>> {
         let mut found = Vec::new();

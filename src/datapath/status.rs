@@ -108,9 +108,13 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         egress: programs.egress.id(),
     });
     status.attachments = attachments(pins)?;
+    status.damaged = super::apply::damage(pins)?;
+    if !super::loader::missing_map_pins(pins).is_empty() {
+        // Policy and fill levels need every map; `attach` repairs first.
+        return Ok(status);
+    }
 
     let maps = Maps::open(pins)?;
-    status.damaged = super::apply::damage(pins)?;
     let (trie, meta) = maps.live_policy()?;
     let view = decode(&trie, &meta);
     // A live set without a CONFIG entry (generation 0 in the trie) is the
