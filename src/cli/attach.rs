@@ -59,6 +59,9 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let (programs, report) = load_or_reuse(&pins, conntrack_size)
         .with_context(|| format!("load segfw into {}", pin_dir.display()))?;
     print_load(&pins, &report);
+    // An apply killed half-way left runtime or the second pins behind.
+    crate::datapath::apply::repair(&pins, &lock)
+        .with_context(|| format!("repair segfw in {}", pin_dir.display()))?;
 
     // The policy goes in before the hooks, so no packet of a new attachment
     // is ever judged without it.
@@ -74,8 +77,14 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
 }
 
 fn print_load(pins: &PinDir, report: &LoadReport) {
+    if let Some(warning) = crate::datapath::loader::host_unprivileged_bpf_warning() {
+        eprintln!("{warning}");
+    }
     if report.loaded {
         println!("loaded segfw into {}", pins.root().display());
+    }
+    for line in &report.repaired {
+        println!("repaired {line}");
     }
     if let Some(wanted) = report.conntrack_size_ignored {
         eprintln!(

@@ -87,6 +87,9 @@ fn print_text(s: &Status) {
             c.generation, c.deadline
         );
     }
+    for d in &s.damaged {
+        println!("DAMAGED: {d}");
+    }
     if let Some(m) = &s.maps {
         println!(
             "maps: conntrack {}/{}, policy trie {}/{}, {} rules, {} segments, {:.1} MiB locked",

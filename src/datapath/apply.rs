@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use libbpf_rs::{MapCore, MapHandle};
 
 use super::maps::{Maps, PinnedMap};
-use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN};
+use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX};
 use super::{DatapathError, Result};
 use crate::policy::decode::meta_text;
 use crate::policy::image::{config_key, meta_entry, PolicyImage, RuntimeSettings};
@@ -219,6 +219,7 @@ pub fn apply_image_with(
 ) -> Result<ApplyReport, ApplyError> {
     let start = Instant::now();
     let mut maps = Maps::open(pins)?;
+    repair_maps(&mut maps, pins)?;
     let runtime = maps.runtime()?;
     let live = maps.active_set()?;
     let awaiting = live
@@ -228,7 +229,7 @@ pub fn apply_image_with(
     if let Some(pending) = awaiting.filter(|_| !options.force) {
         return Err(ApplyError::ConfirmPending { pending });
     }
-    let idle = idle_set(&runtime);
+    let idle = idle_set(live);
     let generation = next_generation(runtime.generation);
     let image = image.with_generation(generation);
     let pending = match options.confirm_deadline_ms {
@@ -254,12 +255,16 @@ pub fn apply_image_with(
         extra.push(meta_entry(config, META_CONFIG_PENDING, &pending.to_text()));
     }
     fill_set(&maps, idle, &image, source, sha256, &extra)?;
+    fault_point("filled");
     // The swap: the kernel waits for running programs before returning, so
     // once it returns no packet still uses the old set.
     maps.policy_outer.set_inner(0, &maps.policy[idle])?;
+    fault_point("swapped");
     maps.runtime
         .put(&0u32, &next_runtime(&image.runtime, generation, idle))?;
+    fault_point("runtime");
     repin_active(&mut maps, pins, idle)?;
+    fault_point("repinned");
     if awaiting.is_some() {
         // Confirmed implicitly: the old record must not come back with its set.
         delete_pending(pins, 1 - idle)?;
@@ -284,7 +289,9 @@ pub fn apply_image_with(
 /// it stays true until that apply (used to start the rollback watchdog
 /// before the swap).
 pub fn next_generation_of(pins: &PinDir, _lock: &PinLock) -> Result<u32> {
-    Ok(next_generation(Maps::open(pins)?.runtime()?.generation))
+    let mut maps = Maps::open(pins)?;
+    repair_maps(&mut maps, pins)?;
+    Ok(next_generation(maps.runtime()?.generation))
 }
 
 /// The confirmation the live policy awaits, if any.
@@ -328,6 +335,7 @@ pub fn rollback_if_pending(
     deadline_ms: u64,
 ) -> Result<Option<RollbackReport>, ApplyError> {
     let mut maps = Maps::open(pins)?;
+    repair_maps(&mut maps, pins)?;
     let runtime = maps.runtime()?;
     let Some(live) = maps.active_set()? else {
         return Ok(None);
@@ -378,12 +386,114 @@ pub fn rollback_if_pending(
 }
 
 /// The set to fill: A before the first apply, else the one not live.
-fn idle_set(runtime: &segfw_runtime) -> usize {
-    if runtime.generation == 0 {
-        0
-    } else {
-        1 - (runtime.active_set as usize & 1)
+fn idle_set(live: Option<usize>) -> usize {
+    live.map_or(0, |set| 1 - set)
+}
+
+/// Test-only fault injection, compiled into debug builds only:
+/// `SEGFW_TEST_KILL_AT=<step>` makes this process SIGKILL itself at that
+/// step of an apply (cleared, mid-fill, filled, swapped, runtime,
+/// repin-tmp, repinned), so tests can check that every interruption
+/// leaves a consistent datapath that the next command repairs.
+pub fn fault_point(step: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("SEGFW_TEST_KILL_AT").is_ok_and(|s| s == step) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}
+
+/// What an interrupted apply (or a hand-edited pin dir) left behind:
+/// empty when the instance is consistent. `status` reports it; every
+/// mutating command repairs it first ([`repair`]).
+pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for iface in pins.empty_link_dirs()? {
+        found.push(format!(
+            "links/{iface} holds no pin: its attachments were removed by hand and {iface} is \
+             not filtered; run `segfw attach {iface}` (or `segfw detach {iface}`)"
+        ));
+    }
+    let missing = super::loader::missing_map_pins(pins);
+    for name in &missing {
+        found.push(format!(
+            "maps/{name} is missing (removed by hand?); `segfw attach IFACE` re-pins it"
+        ));
+    }
+    if !missing.is_empty() {
+        return Ok(found);
+    }
+    let maps = Maps::open(pins)?;
+    if let Some((set, generation)) = maps.torn()? {
+        found.push(format!(
+            "interrupted apply: set {} (generation {generation}) is swapped in but the runtime              map still names generation {}; tracked flows are not re-checked until the next              `segfw policy apply` or `segfw attach` repairs it",
+            set_name(set),
+            maps.runtime()?.generation
+        ));
+    }
+    if let Some(set) = maps.active_set()? {
+        for (pin, map) in [
+            (ACTIVE_POLICY_PIN, &maps.policy[set]),
+            (ACTIVE_META_PIN, &maps.meta[set]),
+        ] {
+            if pinned_map_id(&pins.map(pin)) != map.id() {
+                found.push(format!(
+                    "maps/{pin} does not show the live set {} (interrupted apply or removed                      by hand); the next apply or attach re-pins it",
+                    set_name(set)
+                ));
+            }
+        }
+    }
+    for pin in [ACTIVE_POLICY_PIN, ACTIVE_META_PIN] {
+        let tmp = pins.map(&format!("{pin}{REPIN_SUFFIX}"));
+        if tmp.exists() {
+            found.push(format!(
+                "{} is left from an interrupted re-pin; the next apply or attach removes it",
+                tmp.display()
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// Repairs what [`damage`] reports. The caller holds the instance lock.
+pub fn repair(pins: &PinDir, _lock: &PinLock) -> Result<()> {
+    let mut maps = Maps::open(pins)?;
+    repair_maps(&mut maps, pins)
+}
+
+/// Runtime follows the set policy_outer[0] points at (the datapath's
+/// truth), the second pins show it, and re-pin leftovers go.
+fn repair_maps(maps: &mut Maps, pins: &PinDir) -> Result<()> {
+    if let Some((set, generation)) = maps.torn()? {
+        let runtime = maps.runtime()?;
+        let settings = read_runtime_settings(&maps.meta[set])?.unwrap_or(settings_of(&runtime));
+        let generation = if generation == 0 {
+            runtime.generation
+        } else {
+            generation
+        };
+        maps.runtime
+            .put(&0u32, &next_runtime(&settings, generation, set))?;
+    }
+    if let Some(set) = maps.active_set()? {
+        let stale = pinned_map_id(&pins.map(ACTIVE_POLICY_PIN)) != maps.policy[set].id()
+            || pinned_map_id(&pins.map(ACTIVE_META_PIN)) != maps.meta[set].id();
+        if stale {
+            repin_active(maps, pins, set)?;
+        }
+    }
+    for pin in [ACTIVE_POLICY_PIN, ACTIVE_META_PIN] {
+        super::pins::remove_pin(&pins.map(&format!("{pin}{REPIN_SUFFIX}")))?;
+    }
+    Ok(())
+}
+
+/// The id of the map pinned at `path`, None if nothing is.
+fn pinned_map_id(path: &std::path::Path) -> Option<u32> {
+    let map = MapHandle::from_pinned_path_with_file_flags(path, libbpf_sys::BPF_F_RDONLY).ok()?;
+    map.info().ok().map(|info| info.info.id)
 }
 
 /// Generations count from 1; 0 means "no policy" and is skipped on wrap.
@@ -494,7 +604,9 @@ fn fill_set(
     let (trie, meta) = (&maps.policy[set], &maps.meta[set]);
     trie.clear()?;
     meta.clear()?;
+    fault_point("cleared");
     trie.put_all(&image.trie)?;
+    fault_point("mid-fill");
     let config = segfw_key_kind::SEGFW_KIND_CONFIG;
     let mut names = image.meta.clone();
     names.push(meta_entry(config, META_CONFIG_SHA256, sha256));
@@ -528,13 +640,9 @@ mod tests {
 
     #[test]
     fn first_apply_fills_a_then_sets_alternate() {
-        let mut runtime = segfw_runtime::default();
-        assert_eq!(idle_set(&runtime), 0);
-        runtime.generation = 1;
-        runtime.active_set = 0;
-        assert_eq!(idle_set(&runtime), 1);
-        runtime.active_set = 1;
-        assert_eq!(idle_set(&runtime), 0);
+        assert_eq!(idle_set(None), 0);
+        assert_eq!(idle_set(Some(0)), 1);
+        assert_eq!(idle_set(Some(1)), 0);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct LoadReport {
     /// The size asked for when it differs from the pinned map's size (which
     /// only changes after `segfw uninstall` and a new attach).
     pub conntrack_size_ignored: Option<u32>,
+    /// Map pins that were missing and what was done about each.
+    pub repaired: Vec<String>,
 }
 
 /// Loads the datapath into `pins` unless it is pinned there already, then
@@ -57,13 +59,16 @@ pub fn load_or_reuse(
     if loaded {
         load(pins, conntrack_max_entries)?;
     }
+    let programs = Programs::open(pins)?;
+    let repaired = repin_missing_maps(pins, &programs)?;
     let in_use = pinned_conntrack_size(pins)?;
     let report = LoadReport {
         loaded,
         conntrack_max_entries: in_use,
         conntrack_size_ignored: conntrack_max_entries.filter(|wanted| *wanted != in_use),
+        repaired,
     };
-    Ok((Programs::open(pins)?, report))
+    Ok((programs, report))
 }
 
 /// Opens the skeleton, pins every map (libbpf reuses maps already pinned),
@@ -157,10 +162,153 @@ fn open_pinned_program(pins: &PinDir, dir: Direction) -> Result<ProgramHandle> {
         .map_err(|source| DatapathError::OpenPinned { path, source })
 }
 
+/// Map pins of the datapath that are missing (removed by hand).
+pub fn missing_map_pins(pins: &PinDir) -> Vec<&'static str> {
+    MAP_NAMES
+        .into_iter()
+        .filter(|name| !pins.map(name).exists())
+        .collect()
+}
+
+/// Re-pins maps removed by hand while the programs still hold them: found
+/// by name among the maps the pinned programs use, plus the live policy
+/// set in policy_outer[0]. The idle set's maps (policy_a/b, meta_a/b that
+/// are not live) hold nothing the datapath reads: a missing one is created
+/// again, empty, with its twin's layout. Returns what it did, one line each.
+pub fn repin_missing_maps(pins: &PinDir, programs: &Programs) -> Result<Vec<String>> {
+    let missing = missing_map_pins(pins);
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<u32> = Vec::new();
+    let wanted = [programs.ingress.id(), programs.egress.id()];
+    let query = libbpf_rs::query::ProgInfoQueryOptions::default().include_map_ids(true);
+    for info in libbpf_rs::query::ProgInfoIter::with_query_opts(query) {
+        if wanted.contains(&info.id) {
+            ids.extend(&info.map_ids);
+        }
+    }
+    if let Ok(outer) = MapHandle::from_pinned_path(pins.map("policy_outer")) {
+        if let Ok(Some(inner)) = outer.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
+            if let Ok(bytes) = <[u8; 4]>::try_from(inner.as_slice()) {
+                ids.push(u32::from_ne_bytes(bytes));
+            }
+        }
+    }
+    let mut done = Vec::new();
+    for name in missing {
+        let path = pins.map(name);
+        let found = ids
+            .iter()
+            .filter_map(|id| MapHandle::from_map_id(*id).ok())
+            .find(|map| map.name().to_str() == Some(name));
+        let (mut map, how) = match found {
+            Some(map) => (map, "re-pinned from the loaded datapath"),
+            None => match recreate_idle(pins, name)? {
+                Some(map) => (map, "created again, empty (the idle policy set)"),
+                None => {
+                    return Err(DatapathError::MapContent {
+                        map: name.to_string(),
+                        what: format!(
+                            "{} was removed and no loaded program holds it; run `segfw                              uninstall` and attach again",
+                            path.display()
+                        ),
+                    })
+                }
+            },
+        };
+        map.pin(&path).map_err(|source| DatapathError::Pin {
+            path: path.clone(),
+            source: std::io::Error::other(source),
+        })?;
+        restrict_pin(&path)?;
+        done.push(format!("maps/{name}: {how}"));
+    }
+    Ok(done)
+}
+
+/// A new empty map for policy_a/b or meta_a/b when that set is not live,
+/// with its twin's layout (so policy_outer accepts a trie of it later).
+fn recreate_idle(pins: &PinDir, name: &str) -> Result<Option<MapHandle>> {
+    let twin = match name {
+        "policy_a" => "policy_b",
+        "policy_b" => "policy_a",
+        "meta_a" => "meta_b",
+        "meta_b" => "meta_a",
+        _ => return Ok(None),
+    };
+    let set = u32::from(name.ends_with("_b"));
+    let runtime = MapHandle::from_pinned_path(pins.map("runtime")).ok();
+    let live = runtime
+        .and_then(|r| r.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY).ok())
+        .flatten()
+        .and_then(|v| crate::skel::from_bytes::<crate::skel::types::segfw_runtime>(&v))
+        .filter(|rt| rt.generation != 0)
+        .map(|rt| rt.active_set & 1);
+    if live == Some(set) {
+        return Ok(None);
+    }
+    let path = pins.map(twin);
+    let twin = MapHandle::from_pinned_path(&path)
+        .map_err(|source| DatapathError::OpenPinned { path, source })?;
+    let info = twin.info().map_err(|source| prepare_err(name, source))?;
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        map_flags: info.info.map_flags,
+        btf_fd: 0,
+        ..Default::default()
+    };
+    let map = MapHandle::create(
+        twin.map_type(),
+        Some(name),
+        twin.key_size(),
+        twin.value_size(),
+        twin.max_entries(),
+        &opts,
+    )
+    .map_err(|source| prepare_err(name, source))?;
+    Ok(Some(map))
+}
+
+/// Where the kernel says whether users without CAP_BPF may use bpf(2).
+pub const UNPRIVILEGED_BPF_SYSCTL: &str = "/proc/sys/kernel/unprivileged_bpf_disabled";
+
+/// The warning segfw prints when unprivileged BPF is enabled, given the
+/// sysctl's content (0: enabled; 1, 2: disabled). Pins are 0600 either
+/// way, but an unprivileged user could then load programs of their own.
+pub fn unprivileged_bpf_warning(sysctl: &str) -> Option<String> {
+    (sysctl.trim() == "0").then(|| {
+        "warning: unprivileged BPF is enabled (kernel.unprivileged_bpf_disabled = 0): any user \
+         can load BPF programs on this host; segfw's pins stay root-only, but set \
+         `sysctl kernel.unprivileged_bpf_disabled=2` (or 1) to close it"
+            .to_string()
+    })
+}
+
+/// The warning for this host, if any.
+pub fn host_unprivileged_bpf_warning() -> Option<String> {
+    std::fs::read_to_string(UNPRIVILEGED_BPF_SYSCTL)
+        .ok()
+        .and_then(|v| unprivileged_bpf_warning(&v))
+}
+
 /// max_entries of the pinned conntrack map.
 fn pinned_conntrack_size(pins: &PinDir) -> Result<u32> {
     let path = pins.map("conntrack");
     let map = MapHandle::from_pinned_path(&path)
         .map_err(|source| DatapathError::OpenPinned { path, source })?;
     Ok(map.max_entries())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_when_unprivileged_bpf_is_enabled() {
+        assert!(unprivileged_bpf_warning("0\n").is_some());
+        assert!(unprivileged_bpf_warning("1\n").is_none());
+        assert!(unprivileged_bpf_warning("2\n").is_none());
+        assert!(unprivileged_bpf_warning("").is_none());
+    }
 }

@@ -3,6 +3,7 @@
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use plain::Plain;
@@ -17,6 +18,28 @@ use crate::skel::{bytes_of, from_bytes};
 
 /// Entries per batch syscall.
 const BATCH: usize = 4096;
+
+/// Set once by read-only commands: every map this process opens afterwards
+/// is opened with BPF_F_RDONLY, so they work on pins an operator made
+/// read-only and can never write a map by mistake.
+static READ_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process open every pinned map read-only (BPF_F_RDONLY).
+/// Called by status, policy show/diff, stats, conntrack list and explain.
+pub fn open_maps_read_only() {
+    READ_ONLY.store(true, Ordering::Relaxed);
+}
+
+/// Opens a pinned map: read-only after [`open_maps_read_only`], else
+/// read-write.
+pub fn open_pinned_map(path: &Path) -> libbpf_rs::Result<MapHandle> {
+    let flags = if READ_ONLY.load(Ordering::Relaxed) {
+        libbpf_sys::BPF_F_RDONLY
+    } else {
+        0
+    };
+    MapHandle::from_pinned_path_with_file_flags(path, flags)
+}
 
 /// One pinned map, opened by name.
 #[derive(Debug)]
@@ -34,11 +57,10 @@ impl PinnedMap {
 
     /// Opens a pinned map at any path (e.g. maps/policy, the active set).
     pub fn open_path<K, V>(path: &Path, name: &str) -> Result<Self> {
-        let map =
-            MapHandle::from_pinned_path(path).map_err(|source| DatapathError::OpenPinned {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let map = open_pinned_map(path).map_err(|source| DatapathError::OpenPinned {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let opened = PinnedMap {
             name: name.to_string(),
             map,
@@ -268,6 +290,7 @@ impl PinnedMap {
             source: std::io::Error::other(source),
         })?;
         restrict_pin(&tmp)?;
+        super::apply::fault_point("repin-tmp");
         std::fs::rename(&tmp, path).map_err(|source| DatapathError::Pin {
             path: path.to_path_buf(),
             source,
@@ -312,10 +335,41 @@ impl Maps {
         Ok(self.runtime.get(&0u32)?.unwrap_or_default())
     }
 
-    /// The live set (0 = A, 1 = B), or None before the first apply.
+    /// The live set (0 = A, 1 = B), or None before the first apply: the
+    /// set policy_outer[0] points at, which is what the datapath reads.
+    /// (runtime.active_set says the same unless an apply was killed between
+    /// the swap and the runtime write; [`Maps::torn`] tells.)
     pub fn active_set(&self) -> Result<Option<usize>> {
+        let Some(inner) = self.outer_inner_id()? else {
+            return Ok(None);
+        };
+        Ok((0..2).find(|set| self.policy[*set].id() == Some(inner)))
+    }
+
+    /// The id of the map in policy_outer[0] (a map-of-maps lookup from
+    /// userspace returns the inner map's id), None while the slot is empty.
+    fn outer_inner_id(&self) -> Result<Option<u32>> {
+        let id: Option<u32> = self.policy_outer.get(&0u32)?;
+        Ok(id.filter(|id| *id != 0))
+    }
+
+    /// Whether runtime disagrees with the swapped-in set: an apply or
+    /// rollback stopped between its swap and its runtime write, so tracked
+    /// flows are not re-checked against the live policy until the next
+    /// mutating command repairs it. Returns (live set, its generation).
+    pub fn torn(&self) -> Result<Option<(usize, u32)>> {
+        let Some(set) = self.active_set()? else {
+            return Ok(None);
+        };
         let runtime = self.runtime()?;
-        Ok((runtime.generation != 0).then_some(runtime.active_set as usize & 1))
+        let config: Option<segfw_policy_value> =
+            self.policy[set].get(&crate::policy::image::config_key())?;
+        let generation = config.map_or(0, |c| c.id);
+        // A set without CONFIG is the "no policy" of a rolled-back first
+        // apply; runtime then keeps its own (newer) generation.
+        let agrees = runtime.active_set as usize & 1 == set
+            && (generation == 0 || runtime.generation == generation);
+        Ok((!agrees).then_some((set, generation)))
     }
 
     /// Trie and meta entries of the live policy (empty before the first apply).

@@ -79,10 +79,15 @@ pub enum DatapathError {
     #[error("lock pin dir {}", .path.display())]
     Lock { path: PathBuf, source: nix::Error },
     #[error(
-        "lock pin dir {}: another segfw command held it for {secs}s; retry when it finishes",
+        "lock pin dir {}: held by {holder} for all of {waited}; another segfw command is \
+         changing this instance, retry when it finishes (SEGFW_LOCK_TIMEOUT_MS sets the wait)",
         .path.display()
     )]
-    LockTimeout { path: PathBuf, secs: u64 },
+    LockTimeout {
+        path: PathBuf,
+        waited: String,
+        holder: String,
+    },
     #[error(
         "open segfw instance in {}: not installed; run `segfw attach IFACE` first",
         .pin_dir.display()

@@ -161,9 +161,10 @@ impl PinDir {
     }
 
     /// Takes the instance lock: flock(2) on the pin dir itself. Waits up to
-    /// LOCK_TIMEOUT for a concurrent command, then fails naming the pin dir.
+    /// LOCK_TIMEOUT (env SEGFW_LOCK_TIMEOUT_MS overrides it) for a
+    /// concurrent command, then fails naming the pin dir and the holder.
     pub fn lock(&self) -> Result<PinLock> {
-        self.lock_with_timeout(LOCK_TIMEOUT)
+        self.lock_with_timeout(lock_timeout())
     }
 
     pub fn lock_with_timeout(&self, timeout: Duration) -> Result<PinLock> {
@@ -178,10 +179,11 @@ impl PinDir {
                 Err((_, nix::Error::EWOULDBLOCK)) if start.elapsed() < timeout => {
                     thread::sleep(Duration::from_millis(50));
                 }
-                Err((_, nix::Error::EWOULDBLOCK)) => {
+                Err((dir, nix::Error::EWOULDBLOCK)) => {
                     return Err(DatapathError::LockTimeout {
                         path: self.root.clone(),
-                        secs: timeout.as_secs(),
+                        waited: format!("{:.1}s", timeout.as_secs_f64()),
+                        holder: describe_holder(lock_holder(&dir)),
                     })
                 }
                 Err((_, source)) => {
@@ -192,6 +194,19 @@ impl PinDir {
                 }
             }
         }
+    }
+
+    /// Interfaces whose links/IFACE dir is empty (detach removes the dir
+    /// with its last pin, so an empty one means pins removed by hand).
+    pub fn empty_link_dirs(&self) -> Result<Vec<String>> {
+        let mut empty = Vec::new();
+        for iface_dir in read_dir_names(&self.links_dir())? {
+            let iface = decode_iface(&iface_dir);
+            if read_dir_names(&self.link_dir(&iface))?.is_empty() {
+                empty.push(iface);
+            }
+        }
+        Ok(empty)
     }
 
     /// Every pinned attachment as (interface, direction), sorted.
@@ -256,6 +271,67 @@ fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The lock timeout: SEGFW_LOCK_TIMEOUT_MS if set and valid, else
+/// LOCK_TIMEOUT.
+fn lock_timeout() -> Duration {
+    std::env::var("SEGFW_LOCK_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(LOCK_TIMEOUT, Duration::from_millis)
+}
+
+/// The pid holding a flock on `file`, from /proc/locks (None if not
+/// found: the lock was just released, or /proc is not mounted).
+fn lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    holder_in_proc_locks(&locks, meta.dev(), meta.ino())
+}
+
+/// Parses /proc/locks lines such as
+/// `3: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF` for the holder of
+/// inode `ino` on device `dev`.
+fn holder_in_proc_locks(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Blocked waiters are listed as "-> FLOCK ..."; skip them.
+        let fields = fields.get(1..)?;
+        if fields.first() != Some(&"FLOCK") {
+            return None;
+        }
+        let pid: u32 = fields.get(3)?.parse().ok()?;
+        let mut id = fields.get(4)?.split(':');
+        let maj = u64::from_str_radix(id.next()?, 16).ok()?;
+        let min = u64::from_str_radix(id.next()?, 16).ok()?;
+        let inode: u64 = id.next()?.parse().ok()?;
+        (maj == major && min == minor && inode == ino).then_some(pid)
+    })
+}
+
+fn describe_holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => {
+            let cmd = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| {
+                    raw.split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            if cmd.is_empty() {
+                format!("pid {pid}")
+            } else {
+                format!("pid {pid} ({cmd})")
+            }
+        }
+        None => "a process whose pid /proc/locks does not show".to_string(),
+    }
 }
 
 /// Held while a mutating command runs; released on drop (or process exit).
@@ -335,6 +411,21 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_holder_is_found_in_proc_locks() {
+        let dev = nix::sys::stat::makedev(0, 0x2a);
+        let locks = "1: POSIX  ADVISORY  WRITE 11 00:2a:99 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 4343 00:2a:1234 0 EOF\n";
+        assert_eq!(holder_in_proc_locks(locks, dev, 1234), Some(4242));
+        assert_eq!(
+            holder_in_proc_locks(locks, dev, 99),
+            None,
+            "POSIX locks are not ours"
+        );
+        assert_eq!(holder_in_proc_locks(locks, dev, 7), None);
+    }
 
     #[test]
     fn link_pins_have_no_dots_and_decode_back() {

@@ -20,6 +20,9 @@ pub struct Status {
     /// None until a policy was applied.
     pub policy: Option<PolicyStatus>,
     pub maps: Option<MapFill>,
+    /// What an interrupted command or a hand-edited pin dir left behind
+    /// (empty: consistent). The next `policy apply` or `attach` repairs it.
+    pub damaged: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,6 +97,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         attachments: Vec::new(),
         policy: None,
         maps: None,
+        damaged: Vec::new(),
     };
     if !status.installed {
         return Ok(status);
@@ -104,6 +108,11 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         egress: programs.egress.id(),
     });
     status.attachments = attachments(pins)?;
+    status.damaged = super::apply::damage(pins)?;
+    if !super::loader::missing_map_pins(pins).is_empty() {
+        // Policy and fill levels need every map; `attach` repairs first.
+        return Ok(status);
+    }
 
     let maps = Maps::open(pins)?;
     let (trie, meta) = maps.live_policy()?;
@@ -138,7 +147,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
         .iter()
-        .filter_map(|name| libbpf_rs::MapHandle::from_pinned_path(pins.map(name)).ok())
+        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name)).ok())
         .filter_map(|map| {
             use libbpf_rs::MapCore;
             map.query_fdinfo().ok()?.memlock

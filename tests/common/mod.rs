@@ -124,6 +124,11 @@ impl Lab {
 
     /// Runs segfw in ns a with this lab's pin dir.
     pub fn segfw(&self, args: &[&str]) -> Output {
+        self.segfw_env(args, &[])
+    }
+
+    /// Runs segfw in ns a with this lab's pin dir and extra environment.
+    pub fn segfw_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let netns = format!("--net=/run/netns/{}", self.ns_a);
         let pin_dir = self.pin_dir.display().to_string();
         let mut full = vec![
@@ -135,6 +140,7 @@ impl Lab {
         full.extend_from_slice(args);
         Command::new("nsenter")
             .args(&full)
+            .envs(env.iter().copied())
             .output()
             .expect("run nsenter segfw")
     }
