@@ -227,6 +227,8 @@ enum segfw_reason {
 	SEGFW_PASS_FAILSAFE = 6,    /* ingress TCP to a failsafe port */
 	SEGFW_PASS_AUDIT = 7,       /* would be dropped, passed by audit */
 	SEGFW_PASS_NO_POLICY = 8,   /* no policy applied yet */
+	SEGFW_PASS_PICKUP = 9,      /* TCP past its SYN with no entry (evicted, expired, or older
+				     * than segfw): allowed by a fresh check, tracked again */
 	SEGFW_REASON_FIRST_DROP = 32,
 	SEGFW_DROP_POLICY = 32,        /* a deny rule matched */
 	SEGFW_DROP_DEFAULT = 33,       /* no rule matched, default deny */

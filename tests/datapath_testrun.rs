@@ -6,6 +6,7 @@ mod support;
 
 use std::path::Path;
 
+use libbpf_rs::MapCore;
 use segfw::policy::image::PolicyImage;
 use segfw::skel::types::segfw_reason as R;
 use support::packet::*;
@@ -1033,4 +1034,73 @@ fn without_a_policy_traffic_passes() {
     let h = Harness::new();
     assert_eq!(h.run(INGRESS, &Pkt::tcp(WEB, 1, DB, 2, SYN).build()), PASS);
     assert_eq!(h.reason_count(R::SEGFW_PASS_NO_POLICY), 1);
+}
+
+#[test]
+fn conntrack_full_keeps_sessions_and_rechecks_evicted_flows() {
+    if !is_root() {
+        return;
+    }
+    let mut h = Harness::with_conntrack(Some(128));
+    h.apply(&compile(POLICY));
+    let established = [
+        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, SYN)),
+        (EGRESS, Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK)),
+        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, ACK)),
+    ];
+    for (dir, pkt) in established {
+        assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
+    }
+    let session = |h: &Harness| {
+        h.conntrack_entries().into_iter().find(|(k, _)| {
+            k.proto == TCP && (k.lo_port.to_be() == 40000 || k.hi_port.to_be() == 40000)
+        })
+    };
+    // A flood of allowed one-packet flows, 30 times the table: the LRU map
+    // evicts entries never looked up again first, so the session stays.
+    for sport in 0..4000u16 {
+        h.run(INGRESS, &Pkt::udp(WEB, 10000 + sport, DB, 53).build());
+    }
+    assert!(h.conntrack_len() <= 128, "the table holds at most its size");
+    assert!(
+        session(&h).is_some(),
+        "an established session survives a flood of new flows"
+    );
+
+    // An evicted session (its entry gone, as an eviction leaves it), once
+    // every CPU's flow cache (at most 100 jiffies) has forgotten it too:
+    let (key, _) = session(&h).expect("the session");
+    h.skel
+        .maps
+        .conntrack
+        .delete(segfw::skel::bytes_of(&key))
+        .expect("evict the session");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // the responder's next packet is a new flow db -> web, which no rule allows;
+    assert_eq!(
+        h.run(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, ACK | PSH).build()),
+        DROP,
+        "an evicted flow is never passed without a check"
+    );
+    // the originator's next packet is checked, allowed and tracked again.
+    let pickups = h.reason_count(R::SEGFW_PASS_PICKUP);
+    assert_eq!(
+        h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, ACK).build()),
+        PASS
+    );
+    assert_eq!(
+        h.reason_count(R::SEGFW_PASS_PICKUP),
+        pickups + 1,
+        "pickups count evictions"
+    );
+    assert_eq!(
+        session(&h).expect("picked up again").1.state,
+        3,
+        "established"
+    );
+    assert_eq!(
+        h.run(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, ACK | PSH).build()),
+        PASS,
+        "replies pass again"
+    );
 }

@@ -195,6 +195,7 @@ pub fn reason_name(code: u32) -> String {
         segfw_reason::SEGFW_PASS_FAILSAFE => "pass_failsafe",
         segfw_reason::SEGFW_PASS_AUDIT => "pass_audit",
         segfw_reason::SEGFW_PASS_NO_POLICY => "pass_no_policy",
+        segfw_reason::SEGFW_PASS_PICKUP => "pass_pickup",
         segfw_reason::SEGFW_DROP_POLICY => "drop_policy",
         segfw_reason::SEGFW_DROP_DEFAULT => "drop_default",
         segfw_reason::SEGFW_DROP_REVOKED => "drop_revoked",

@@ -37,13 +37,24 @@ pub fn is_root() -> bool {
 }
 
 impl Harness {
-    /// Loads the datapath with small conntrack/frag maps for tests.
+    /// Loads the datapath, with its maps as declared.
     pub fn new() -> Self {
+        Self::with_conntrack(None)
+    }
+
+    /// Loads the datapath; `conntrack_entries` sizes the conntrack map.
+    pub fn with_conntrack(conntrack_entries: Option<u32>) -> Self {
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
-        let open = SegfwSkelBuilder::default()
+        let mut open = SegfwSkelBuilder::default()
             .open(storage)
             .expect("open the segfw BPF object");
+        if let Some(n) = conntrack_entries {
+            open.maps
+                .conntrack
+                .set_max_entries(n)
+                .expect("size the conntrack map");
+        }
         let skel = open.load().expect("load segfw programs (verifier)");
         Harness {
             skel,
