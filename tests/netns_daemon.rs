@@ -403,3 +403,38 @@ fn run_with_keep_leaves_enforcement_on_sigterm() {
         "with --keep the policy still allows ping"
     );
 }
+
+#[test]
+fn run_reattaches_an_interface_that_was_deleted_and_created_again() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    let mut lab = Lab::new("reattach", 10);
+    let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
+    let policy = lab.write_policy("tcp.toml", &tcp_only(&lab));
+    let mut daemon = Daemon::start(&lab, &policy, &[]);
+    assert!(!lab.ping(&b, &server), "ping is denied while segfw runs");
+
+    lab.recreate_veth_pair();
+    lab.listen_tcp(&a, &server, PORT_OPEN);
+    daemon.wait_for_log("re-attached sfw0 ingress", 10);
+    daemon.wait_for_log("re-attached sfw0 egress", 10);
+    let hooks = lab.status()["attachments"].clone();
+    let live = hooks
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .filter(|h| h["live"] == true)
+        .count();
+    assert_eq!(live, 2, "both hooks live on the new interface: {hooks}");
+    assert!(
+        !lab.ping(&b, &server),
+        "the policy enforces on the new interface"
+    );
+    assert!(
+        lab.tcp_connects(&b, &server, PORT_OPEN),
+        "and still allows tcp/8080"
+    );
+    assert!(daemon.terminate().success(), "segfw run exits 0 on SIGTERM");
+}

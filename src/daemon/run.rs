@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
 use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
-use crate::datapath::attach::{attach, detach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::attach::{attach, detach, inspect, AttachMode, AttachOutcome, Interface};
 use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::events::EventStream;
 use crate::datapath::loader::{load_or_reuse, Programs};
@@ -31,6 +31,9 @@ use crate::policy::{check_bytes, CheckedPolicy};
 /// How long the loop blocks on the ring buffer: the latency of signals
 /// and file changes.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the hooks are checked for interfaces that were deleted and
+/// created again.
+const HOOK_CHECK: Duration = Duration::from_secs(1);
 /// Retry of an apply refused because a confirmation is pending.
 const RETRY_PENDING: Duration = Duration::from_secs(1);
 /// Retry of an apply that failed in the kernel (maps, permissions).
@@ -83,6 +86,7 @@ pub fn run(pins: &PinDir, config: RunConfig) -> anyhow::Result<()> {
         last_sha: None,
         retry_at: None,
         deferred: false,
+        last_error: None,
     };
     daemon.last_sha = Some(sha256_hex(&bytes));
     daemon.start(first)?;
@@ -102,6 +106,8 @@ struct Daemon {
     retry_at: Option<Instant>,
     /// A confirmation is pending and the file waits for it (logged once).
     deferred: bool,
+    /// The last failure to re-attach a hook, logged once.
+    last_error: Option<String>,
 }
 
 impl Daemon {
@@ -138,6 +144,60 @@ impl Daemon {
             self.config.policy.display()
         ));
         Ok(())
+    }
+
+    /// An interface deleted and created again (a container or VM restarted)
+    /// comes back without hooks, under a new index: attach them again by
+    /// name. One that is still gone is left until it appears.
+    fn reattach_lost_hooks(&mut self) {
+        for i in 0..self.config.interfaces.len() {
+            let name = self.config.interfaces[i].name.clone();
+            let Ok(now) = Interface::by_name(&name) else {
+                continue;
+            };
+            let lost: Vec<Direction> = Direction::BOTH
+                .into_iter()
+                .filter(|&dir| !self.hook_live(&now, dir))
+                .collect();
+            if !lost.is_empty() {
+                if let Err(e) = self.reattach(&now, &lost) {
+                    self.log_once(format!("re-attach {name}: {e:#}"));
+                }
+            }
+            self.config.interfaces[i] = now;
+        }
+    }
+
+    fn hook_live(&self, iface: &Interface, dir: Direction) -> bool {
+        matches!(
+            inspect(&self.pins, &iface.name, dir),
+            Ok(Some(hook)) if hook.live && hook.ifindex == Some(iface.ifindex)
+        )
+    }
+
+    fn reattach(&mut self, iface: &Interface, dirs: &[Direction]) -> anyhow::Result<()> {
+        let _lock = self.pins.lock()?;
+        let programs = Programs::open(&self.pins)?;
+        for &dir in dirs {
+            if let AttachOutcome::Attached { kind, .. } =
+                attach(&self.pins, programs.get(dir), iface, dir, AttachMode::Auto)?
+            {
+                log(format_args!(
+                    "re-attached {} {dir} ({kind}): the interface came back as ifindex {}",
+                    iface.name, iface.ifindex
+                ));
+            }
+        }
+        self.last_error = None;
+        Ok(())
+    }
+
+    /// Logs a failure once, not every second while it lasts.
+    fn log_once(&mut self, message: String) {
+        if self.last_error.as_deref() != Some(message.as_str()) {
+            log(format_args!("{message}"));
+            self.last_error = Some(message);
+        }
     }
 
     fn attach_all(&self, programs: &Programs) -> anyhow::Result<()> {
@@ -206,9 +266,14 @@ impl Daemon {
         watcher: &mut PolicyWatcher,
     ) -> anyhow::Result<()> {
         let mut watch_failed = false;
+        let mut hooks_checked = Instant::now();
 
         loop {
             std::thread::sleep(TICK);
+            if hooks_checked.elapsed() >= HOOK_CHECK {
+                hooks_checked = Instant::now();
+                self.reattach_lost_hooks();
+            }
             let mut force = false;
             while let Some(info) = signals.read_signal().context("read signalfd")? {
                 match Signal::try_from(info.ssi_signo as i32) {

@@ -66,9 +66,20 @@ impl Lab {
     }
 
     fn build_topology(&self) {
+        run_ok("ip", &["netns", "add", &self.ns_a]);
+        run_ok("ip", &["netns", "add", &self.ns_b]);
+        self.add_veth_pair();
+    }
+
+    /// Deletes the veth pair and creates it again, same names and
+    /// addresses, new interface indexes: what a restarted container does.
+    pub fn recreate_veth_pair(&self) {
+        run_ok("ip", &["-n", &self.ns_a, "link", "del", IFACE]);
+        self.add_veth_pair();
+    }
+
+    fn add_veth_pair(&self) {
         let (a, b) = (self.ns_a.as_str(), self.ns_b.as_str());
-        run_ok("ip", &["netns", "add", a]);
-        run_ok("ip", &["netns", "add", b]);
         run_ok(
             "ip",
             &[
