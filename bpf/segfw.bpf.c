@@ -12,8 +12,11 @@
 #define SEGFW_RET_PASS -1
 #define SEGFW_RET_DROP 2
 
-/* Anchors so that every shared type reaches BTF and the Rust skeleton. */
-struct segfw_btf_anchor _segfw_btf_anchor __attribute__((unused));
+/* Constants of this build, in .rodata: libbpf freezes that map after load,
+ * so not even root can change them in a loaded datapath. The anchor makes
+ * every shared type reach BTF and the Rust skeleton. */
+const volatile __u32 segfw_abi_version = SEGFW_ABI_VERSION;
+const volatile struct segfw_btf_anchor _segfw_btf_anchor __attribute__((unused));
 
 struct verdict {
 	__u64 now;

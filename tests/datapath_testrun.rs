@@ -1104,3 +1104,29 @@ fn conntrack_full_keeps_sessions_and_rechecks_evicted_flows() {
         "replies pass again"
     );
 }
+
+#[test]
+fn build_constants_are_frozen_after_load() {
+    if !is_root() {
+        return;
+    }
+    let h = Harness::new();
+    let rodata = &h.skel.maps.rodata;
+    let value = vec![0u8; rodata.value_size() as usize];
+    let err = rodata
+        .update(&0u32.to_ne_bytes(), &value, libbpf_rs::MapFlags::ANY)
+        .expect_err("the .rodata map must refuse updates once loaded");
+    assert_eq!(
+        err.kind(),
+        libbpf_rs::ErrorKind::PermissionDenied,
+        "frozen maps refuse writes with EPERM: {err}"
+    );
+    let abi = h
+        .skel
+        .maps
+        .rodata_data
+        .as_ref()
+        .expect("rodata")
+        .segfw_abi_version;
+    assert_eq!(abi, segfw::skel::types::segfw_limits::SEGFW_ABI_VERSION.0);
+}

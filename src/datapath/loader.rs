@@ -104,8 +104,8 @@ fn load(pins: &PinDir, conntrack_max_entries: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-/// Gives every map of maps.h its pin path; the internal .bss map (it only
-/// anchors BTF types) is not pinned.
+/// Gives every map of maps.h its pin path; the internal .rodata map (build
+/// constants, frozen by libbpf at load) is not pinned.
 fn set_pin_paths(open: &mut crate::skel::OpenSegfwSkel<'_>, pins: &PinDir) -> Result<()> {
     let maps = &mut open.maps;
     // Sized by MAP_NAMES so that a map added to one list but not the other
