@@ -243,6 +243,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
+        // toml hands keys out in an order of its own (0.9: sorted by name);
+        // validation walks them, and reports errors, in file order.
+        entries.sort_by_key(|(key, _)| key.span.as_ref().map(|span| span.start));
         Ok(Self::plain(Raw::Table(entries)))
     }
 }
