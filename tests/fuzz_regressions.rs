@@ -40,9 +40,43 @@ fn checks_accept_simple_inputs() {
         check(b"version = 1\n[defaults]\naction = \"deny\"\n");
         check(&policy);
     }
-    let src = checks::policy_toml(&[7; 64]);
+    let src = checks::policy_toml(&[7; 256]);
     assert!(
         src.contains("[[rules]]"),
         "generated policy has rules:\n{src}"
+    );
+}
+
+/// The structured generator mostly writes policies that compile, so the
+/// `policy_compile` target reaches the compiler and the trie-vs-rules
+/// comparison, not only validation errors.
+#[test]
+fn generated_policies_often_compile() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut compiled = 0;
+    let total = 300;
+    for _ in 0..total {
+        let input: Vec<u8> = (0..48)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let src = checks::policy_toml(&input);
+        match segfw::policy::check_str(&src, Path::new("gen.toml")) {
+            Ok(_) => {
+                compiled += 1;
+                checks::policy_compile(&input);
+            }
+            Err(e) if std::env::var_os("SEGFW_SHOW_GEN").is_some() => eprintln!("{e}"),
+            Err(_) => {}
+        }
+    }
+    eprintln!("{compiled} of {total} generated policies compile");
+    assert!(
+        compiled * 10 >= total,
+        "only {compiled} of {total} generated policies compile"
     );
 }

@@ -70,96 +70,162 @@ impl Choices<'_> {
     }
 }
 
-const SEGMENTS: &[&str] = &["web", "db", "ops", "world", "w-1"];
-const ADDRS: &[&str] = &[
-    "10.0.0.0",
-    "10.0.1.0",
-    "10.0.1.7",
-    "192.168.0.0",
-    "0.0.0.0",
-    "fd00::",
-    "fd00:1::",
-    "::",
-    "::ffff:10.0.0.0",
-    "2001:db8::1",
-    "10.0.0.256",
-    "zz",
-];
+const SEGMENTS: &[&str] = &["web", "db", "ops", "lab", "w-1"];
 
-fn cidr(c: &mut Choices) -> String {
-    let addr = c.pick(ADDRS);
-    let max = if addr.contains(':') { 129 } else { 33 };
-    format!("{addr}/{}", c.byte() % (max + 2))
+impl Choices<'_> {
+    /// True about once in 32: where the generator writes something wrong.
+    fn rare(&mut self) -> bool {
+        self.byte() % 32 == 31
+    }
+    /// A valid item mostly, a wrong one rarely.
+    fn valid_or<'s>(&mut self, valid: &[&'s str], wrong: &[&'s str]) -> &'s str {
+        if self.rare() {
+            self.pick(wrong)
+        } else {
+            self.pick(valid)
+        }
+    }
 }
 
-fn endpoint(c: &mut Choices) -> String {
-    match c.byte() % 5 {
+fn cidr(c: &mut Choices) -> String {
+    if c.rare() {
+        return c
+            .pick(&[
+                "10.0.0.256/8",
+                "zz/1",
+                "10.0.0.0/33",
+                "fd00::/129",
+                "10.0.0.1/8",
+            ])
+            .into();
+    }
+    let v4 = !c.byte().is_multiple_of(3);
+    let len = if v4 {
+        16 + c.byte() % 17
+    } else {
+        32 + c.byte() % 97
+    };
+    let (a, b) = (c.byte(), c.byte());
+    let addr: IpAddr = if v4 {
+        Ipv4Addr::new(10, a % 4, b, c.byte()).into()
+    } else {
+        Ipv6Addr::new(0xfd00, u16::from(a % 4), u16::from(b), 0, 0, 0, 0, 1).into()
+    };
+    // the network address of the prefix
+    let net = ipnetwork::IpNetwork::new(addr, len).expect("length in range");
+    format!("{}/{len}", net.network())
+}
+
+fn endpoint(c: &mut Choices, defined: &[&str]) -> String {
+    if defined.is_empty() {
+        return "\"*\"".into();
+    }
+    match c.byte() % 6 {
         0 => "\"*\"".into(),
         1 => format!("\"{}\"", cidr(c)),
-        2 => format!("[\"{}\", \"{}\"]", c.pick(SEGMENTS), c.pick(SEGMENTS)),
-        _ => format!("\"{}\"", c.pick(SEGMENTS)),
+        2 => format!("[\"{}\", \"{}\"]", c.pick(defined), c.pick(defined)),
+        3 if c.rare() => "\"nosuch\"".into(),
+        _ => format!("\"{}\"", c.pick(defined)),
     }
 }
 
 fn port_item(c: &mut Choices) -> String {
-    match c.byte() % 4 {
-        0 => format!("\"{}-{}\"", c.u16(), c.u16()),
-        1 => format!("{}", i32::from(c.u16()) - 100),
-        _ => format!("{}", c.u16() % 8192),
+    match c.byte() % 8 {
+        0 => {
+            let lo = 1 + c.u16() % 8192;
+            format!("\"{lo}-{}\"", lo + c.u16() % 2048)
+        }
+        1 if c.rare() => format!("\"{}-{}\"", c.u16(), c.u16()),
+        2 if c.rare() => "70000".into(),
+        _ => format!("{}", 1 + c.u16() % 8192),
     }
 }
 
-/// A policy file built from the input: mostly valid structure, with
-/// values that are valid, borderline or wrong.
+/// A policy file built from the input: mostly valid, with a wrong value
+/// here and there (about one choice in 32).
 pub fn policy_toml(data: &[u8]) -> String {
     let mut c = Choices(data);
     let mut s = String::from("version = 1\n\n[defaults]\n");
-    s += &format!("action = \"{}\"\n", c.pick(&["deny", "allow", "reject"]));
+    s += &format!(
+        "action = \"{}\"\n",
+        c.valid_or(&["deny", "allow"], &["reject"])
+    );
     if c.byte() % 2 == 0 {
-        s += &format!("mode = \"{}\"\n", c.pick(&["enforce", "audit", "off"]));
+        s += &format!(
+            "mode = \"{}\"\n",
+            c.valid_or(&["enforce", "audit"], &["off"])
+        );
     }
-    let failsafe: Vec<String> = (0..c.byte() % 4)
-        .map(|_| format!("\"{}/{}\"", c.pick(&["tcp", "udp"]), c.u16()))
+    let failsafe: Vec<String> = (0..c.byte() % 3)
+        .map(|_| format!("\"tcp/{}\"", 1 + c.u16() % 1024))
         .collect();
     s += &format!("failsafe = [{}]\n", failsafe.join(", "));
-    if c.byte() % 4 == 0 {
-        s += &format!("\n[conntrack]\nmax_entries = {}\n", u32::from(c.u16()) * 64);
+    if c.byte() % 8 == 0 {
+        s += &format!(
+            "\n[conntrack]\nmax_entries = {}\n",
+            1024 + u32::from(c.u16()) * 16
+        );
     }
     s += "\n[segments]\n";
-    for name in SEGMENTS.iter().take(usize::from(c.byte() % 5)) {
-        let cidrs: Vec<String> = (0..1 + c.byte() % 3)
-            .map(|_| format!("\"{}\"", cidr(&mut c)))
-            .collect();
+    let mut defined = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for name in SEGMENTS.iter().take(1 + usize::from(c.byte() % 5)) {
+        if c.done() {
+            break;
+        }
+        defined.push(*name);
+        let mut cidrs = Vec::new();
+        for _ in 0..1 + c.byte() % 3 {
+            let prefix = cidr(&mut c);
+            // a prefix may be in one segment once (else a validation error)
+            if seen.insert(prefix.clone()) || c.rare() {
+                cidrs.push(format!("\"{prefix}\""));
+            }
+        }
         s += &format!("{name} = [{}]\n", cidrs.join(", "));
     }
+    let mut n = 0;
     while !c.done() {
+        n += 1;
         s += "\n[[rules]]\n";
         if c.byte() % 3 == 0 {
-            s += &format!("name = \"r{}\"\n", c.byte() % 8);
+            s += &format!("name = \"r{n}\"\n");
         }
-        s += &format!("from = {}\nto = {}\n", endpoint(&mut c), endpoint(&mut c));
-        let proto = c.pick(&["tcp", "udp", "icmp", "icmpv6", "sctp", "any", "47", "256"]);
+        s += &format!(
+            "from = {}\nto = {}\n",
+            endpoint(&mut c, &defined),
+            endpoint(&mut c, &defined)
+        );
+        let proto = c.valid_or(
+            &["tcp", "udp", "icmp", "icmpv6", "sctp", "any", "47"],
+            &["256", "bogus"],
+        );
         if proto.bytes().all(|b| b.is_ascii_digit()) {
             s += &format!("proto = {proto}\n");
         } else {
             s += &format!("proto = \"{proto}\"\n");
         }
-        match c.byte() % 4 {
-            0 => {
-                let ports: Vec<String> = (0..1 + c.byte() % 4).map(|_| port_item(&mut c)).collect();
-                s += &format!("ports = [{}]\n", ports.join(", "));
-            }
-            1 => {
-                let types = ["\"echo-request\"", "\"echo-reply\"", "3", "300", "\"nope\""];
-                let n = 1 + usize::from(c.byte() % 3);
-                let picked: Vec<&str> = (0..n).map(|_| c.pick(&types)).collect();
-                s += &format!("icmp_types = [{}]\n", picked.join(", "));
-            }
-            _ => {}
+        let ported = matches!(proto, "tcp" | "udp" | "sctp");
+        let icmp = matches!(proto, "icmp" | "icmpv6");
+        if (ported && c.byte() % 2 == 0) || c.rare() {
+            let ports: Vec<String> = (0..1 + c.byte() % 4).map(|_| port_item(&mut c)).collect();
+            s += &format!("ports = [{}]\n", ports.join(", "));
+        }
+        if (icmp && c.byte() % 2 == 0) || c.rare() {
+            let types = if proto == "icmpv6" {
+                ["\"echo-request\"", "\"echo-reply\"", "1", "135"]
+            } else {
+                ["\"echo-request\"", "\"echo-reply\"", "3", "13"]
+            };
+            let n = 1 + usize::from(c.byte() % 3);
+            let picked: Vec<&str> = (0..n)
+                .map(|_| c.valid_or(&types, &["300", "\"nope\""]))
+                .collect();
+            s += &format!("icmp_types = [{}]\n", picked.join(", "));
         }
         s += &format!(
             "action = \"{}\"\n",
-            c.pick(&["allow", "deny", "allow", "drop"])
+            c.valid_or(&["allow", "deny"], &["drop"])
         );
         if c.byte() % 4 == 0 {
             s += "log = true\n";
