@@ -31,3 +31,9 @@ bench: build
 
 clean:
 	$(CARGO) clean
+
+# cargo-fuzz targets (fuzz/), each for FUZZ_SECONDS (default 60): reports
+# executions and crashes; crashing inputs land in tests/fuzz_regressions/.
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) ./scripts/fuzz.sh

@@ -306,6 +306,14 @@ fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfac
     }
 }
 
+/// Decodes one ring buffer record (a `struct segfw_event`) with the given
+/// rule names; None if `bytes` is too short. Interfaces are named from
+/// this network namespace. Total over any bytes (fuzzed: `event_decode`).
+pub fn decode_record(bytes: &[u8], names: &HashMap<u32, String>) -> Option<Event> {
+    let raw = from_bytes::<segfw_event>(bytes)?;
+    Some(decode(&raw, names, &mut Interfaces::default()))
+}
+
 /// The datapath stores IPv4 as IPv4-mapped IPv6; shown as IPv4.
 pub fn plain_addr(addr: IpAddr) -> IpAddr {
     match addr {

@@ -1,6 +1,7 @@
 //! BPF_PROG_TEST_RUN harness over the real compiled programs: a private,
 //! unpinned instance per test, policies applied as `policy apply` does.
 #![allow(dead_code)]
+pub mod model;
 pub mod packet;
 
 use std::mem::{size_of, MaybeUninit};
@@ -121,6 +122,13 @@ impl Harness {
 
     /// Runs a frame in explain mode: no side effects, answer in cb.
     pub fn explain(&self, ingress: bool, frame: &[u8]) -> (u32, Explained) {
+        self.try_explain(ingress, frame)
+            .expect("BPF_PROG_TEST_RUN (explain)")
+    }
+
+    /// `explain`, with the kernel's refusal (e.g. EINVAL for an IPv4 frame
+    /// too short for an IP header) returned instead of panicking.
+    pub fn try_explain(&self, ingress: bool, frame: &[u8]) -> libbpf_rs::Result<(u32, Explained)> {
         let mut ctx_in = vec![0u8; size_of::<types::__sk_buff>()];
         let mut ctx_out = vec![0u8; size_of::<types::__sk_buff>()];
         let cb = 48; // offsetof(struct __sk_buff, cb)
@@ -128,20 +136,17 @@ impl Harness {
             .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC0.0.to_ne_bytes());
         ctx_in[cb + 4..cb + 8]
             .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC1.0.to_ne_bytes());
-        let out = self
-            .prog(ingress)
-            .test_run(ProgramInput {
-                data_in: Some(frame),
-                context_in: Some(&mut ctx_in),
-                context_out: Some(&mut ctx_out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN (explain)");
+        let out = self.prog(ingress).test_run(ProgramInput {
+            data_in: Some(frame),
+            context_in: Some(&mut ctx_in),
+            context_out: Some(&mut ctx_out),
+            ..Default::default()
+        })?;
         let rc = out.return_value;
         let word =
             |i: usize| u32::from_ne_bytes(ctx_out[cb + 4 * i..cb + 4 * i + 4].try_into().unwrap());
         let rule = word(3);
-        (
+        Ok((
             rc,
             Explained {
                 pass: word(2) & 1 == 1,
@@ -149,7 +154,7 @@ impl Harness {
                 rule_id: (rule != u32::MAX).then_some(rule),
                 ct_hit: word(4) == 1,
             },
-        )
+        ))
     }
 
     /// Packets counted under `reason`, summed over CPUs.
