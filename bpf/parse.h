@@ -94,6 +94,7 @@ struct packet {
 	__u8 frag;          /* enum frag_kind */
 	__u8 is_icmp_error; /* inner tuple (swapped) is in src/dst/ports */
 	__u8 is_nd;
+	__u8 is_v6;         /* the packet is IPv6: ICMP is ICMPv6's job and back */
 	__u32 frag_id;
 	__u32 l3_off;
 	__u32 l4_off;
@@ -266,6 +267,10 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
 	case IPPROTO_ICMP: {
 		struct icmp_hdr *icmp = l4;
 
+		/* ICMP inside IPv6 is no ICMP to us: matched by number, no more */
+		if (pkt->is_v6)
+			return SEGFW_REASON_NONE;
+
 		if ((void *)(icmp + 1) > data_end || (void *)(icmp + 1) > l3_end)
 			return short_reason;
 		pkt->icmp_type = icmp->type;
@@ -280,6 +285,10 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
 	}
 	case IPPROTO_ICMPV6: {
 		struct icmp_hdr *icmp6 = l4;
+
+		/* likewise ICMPv6 inside IPv4: never neighbor discovery */
+		if (!pkt->is_v6)
+			return SEGFW_REASON_NONE;
 
 		if ((void *)(icmp6 + 1) > data_end || (void *)(icmp6 + 1) > l3_end)
 			return short_reason;
@@ -363,6 +372,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
 
 	__builtin_memcpy(pkt->src, &ip6->saddr, 16);
 	__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+	pkt->is_v6 = 1;
 	pkt->l3_len = payload + sizeof(*ip6);
 	nexthdr = ip6->nexthdr;
 	off = pkt->l3_off + sizeof(*ip6);

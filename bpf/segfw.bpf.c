@@ -204,7 +204,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct packet *
 	}
 	if (d.audited)
 		v.reason = SEGFW_PASS_AUDIT;
-	else if (may_track && pkt->proto == IPPROTO_TCP &&
+	else if (d.reason == SEGFW_PASS_ALLOWED && may_track && pkt->proto == IPPROTO_TCP &&
 		 ct_initial_state(pkt) == SEGFW_CT_ESTABLISHED && !(pkt->tcp_flags & TCPF_RST))
 		/* counted apart: this is how conntrack evictions show */
 		v.reason = SEGFW_PASS_PICKUP;

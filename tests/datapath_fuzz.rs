@@ -591,7 +591,6 @@ fn model_on_known_frames() {
 /// (world -> db, proto 58, default deny: drop_default, rule 0).
 /// Ignored until the lead fixes bpf/parse.h.
 #[test]
-#[ignore = "datapath bug: IPv4 proto 58 with an ND type passes as pass_nd (bpf/parse.h:288)"]
 fn ipv4_protocol_58_is_not_neighbor_discovery() {
     if !is_root() {
         eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
@@ -624,7 +623,6 @@ fn ipv4_protocol_58_is_not_neighbor_discovery() {
 /// no ICMP error of an IPv4 flow; it is a new flow of protocol 1, decided
 /// by policy (here: drop).
 #[test]
-#[ignore = "datapath bug: ICMPv4 error inside IPv6 passes as related to an IPv4 flow (bpf/parse.h:266)"]
 fn icmpv4_error_inside_ipv6_is_not_related() {
     if !is_root() {
         eprintln!("skipped: BPF_PROG_TEST_RUN needs root");

@@ -93,7 +93,7 @@ impl ModelPolicy {
         };
         let d = self.index.evaluate(&flow);
         if d.action == Action::Allow {
-            return Verdict::ruled(R::SEGFW_PASS_ALLOWED, d.rule_id);
+            return Verdict::ruled(allowed_reason(pkt), d.rule_id);
         }
         let audit = segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8;
         let rule_flags = if d.rule_id == 0 {
@@ -140,6 +140,8 @@ struct Parsed {
     frag: Frag,
     is_icmp_error: bool,
     is_nd: bool,
+    is_v6: bool,
+    tcp_flags: u8,
     l3_off: usize,
     l4_off: usize,
     l3_len: usize,
@@ -217,6 +219,8 @@ fn empty_packet(l3_off: usize) -> Parsed {
         frag: Frag::None,
         is_icmp_error: false,
         is_nd: false,
+        is_v6: false,
+        tcp_flags: 0,
         l3_off,
         l4_off: 0,
         l3_len: 0,
@@ -269,6 +273,7 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
         return Err(R::SEGFW_DROP_BAD_IPV6);
     }
     let mut pkt = empty_packet(l3);
+    pkt.is_v6 = true;
     pkt.src = addr16(f, l3 + 8);
     pkt.dst = addr16(f, l3 + 24);
     pkt.l3_len = payload + 40;
@@ -389,6 +394,7 @@ fn parse_l4(f: &[u8], pkt: &mut Parsed) -> Result<(), R> {
             if !tcp_flags_valid(f[l4 + 13]) {
                 return Err(R::SEGFW_DROP_TCP_FLAGS);
             }
+            pkt.tcp_flags = f[l4 + 13];
             pkt.policy_port = be16(f, l4 + 2);
         }
         17 | 132 => {
@@ -397,7 +403,9 @@ fn parse_l4(f: &[u8], pkt: &mut Parsed) -> Result<(), R> {
             }
             pkt.policy_port = be16(f, l4 + 2);
         }
-        1 => {
+        // ICMP is parsed only in IPv4 and ICMPv6 only in IPv6; across
+        // families they are plain protocol numbers.
+        1 if !pkt.is_v6 => {
             if !fits(8) {
                 return Err(short);
             }
@@ -407,7 +415,7 @@ fn parse_l4(f: &[u8], pkt: &mut Parsed) -> Result<(), R> {
                 return icmp4_inner(f, l4 + 8, pkt);
             }
         }
-        58 => {
+        58 if pkt.is_v6 => {
             if !fits(8) {
                 return Err(short);
             }
@@ -424,6 +432,20 @@ fn parse_l4(f: &[u8], pkt: &mut Parsed) -> Result<(), R> {
         _ => {}
     }
     Ok(())
+}
+
+/// An allowed TCP packet past its SYN, with no entry, is a pickup (new_flow
+/// in segfw.bpf.c); a later fragment or a RST is just passed.
+fn allowed_reason(pkt: &Parsed) -> R {
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    let pure_syn = pkt.tcp_flags & (SYN | ACK) == SYN;
+    if pkt.proto == 6 && pkt.frag != Frag::Later && !pure_syn && pkt.tcp_flags & RST == 0 {
+        R::SEGFW_PASS_PICKUP
+    } else {
+        R::SEGFW_PASS_ALLOWED
+    }
 }
 
 /// The datapath's explain answer for `frame` on an empty conntrack.
