@@ -681,7 +681,7 @@ fn malformed_packets_are_dropped_with_a_reason() {
         .collect();
     // Every flag byte outside the kernel's table is dropped, whatever the port.
     for flags in 0..=255u8 {
-        if !kernel_tcp_flags_valid(flags) {
+        if !support::model::tcp_flags_valid(flags) {
             cases.push(case(
                 "invalid tcp flags",
                 INGRESS,
@@ -695,28 +695,11 @@ fn malformed_packets_are_dropped_with_a_reason() {
     run_table(&h, cases);
 }
 
-/// nf_conntrack_proto_tcp.c's tcp_valid_flags, with PSH, ECE and CWR masked.
-fn kernel_tcp_flags_valid(flags: u8) -> bool {
-    let f = flags & (FIN | SYN | RST | ACK | URG);
-    [
-        SYN,
-        SYN | URG,
-        SYN | ACK,
-        RST,
-        RST | ACK,
-        FIN | ACK,
-        FIN | ACK | URG,
-        ACK,
-        ACK | URG,
-    ]
-    .contains(&f)
-}
-
 #[test]
 fn valid_tcp_flags_are_not_dropped_as_invalid() {
     let Some(h) = harness() else { return };
     for flags in 0..=255u8 {
-        if kernel_tcp_flags_valid(flags) {
+        if support::model::tcp_flags_valid(flags) {
             h.flush_conntrack();
             let before = h.reason_count(R::SEGFW_DROP_TCP_FLAGS);
             h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, flags).build());

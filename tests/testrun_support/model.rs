@@ -163,12 +163,8 @@ fn addr16(f: &[u8], off: usize) -> [u8; 16] {
 
 /// The kernel's tcp_valid_flags table (nf_conntrack_proto_tcp.c), indexed
 /// by FIN|SYN|RST|ACK|URG (PSH, ECE, CWR masked off).
-fn tcp_flags_valid(flags: u8) -> bool {
-    const FIN: u8 = 0x01;
-    const SYN: u8 = 0x02;
-    const RST: u8 = 0x04;
-    const ACK: u8 = 0x10;
-    const URG: u8 = 0x20;
+pub fn tcp_flags_valid(flags: u8) -> bool {
+    use super::packet::{ACK, FIN, RST, SYN, URG};
     let valid = [
         SYN,
         SYN | URG,
