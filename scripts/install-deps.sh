@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing segfw needs, on Debian/Ubuntu, only if
 # something is missing (so `make test` stays fast on a prepared machine).
+# Extra package names given as arguments are installed the same way
+# (scripts/bench/deps.sh adds the benchmark's).
 set -euo pipefail
 
 PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config iproute2 iputils-ping
-          netcat-openbsd iperf3 python3-scapy bpftool curl util-linux)
+          netcat-openbsd iperf3 python3-scapy bpftool curl util-linux "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
