@@ -5,14 +5,12 @@
 //! Run as root: `cargo run --release --example bench_datapath`
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput, ProgramMut};
+use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 use segfw::policy::image::PolicyImage;
-use segfw::skel::types::segfw_runtime;
-use segfw::skel::{bytes_of, empty, SegfwSkel, SegfwSkelBuilder};
+use segfw::skel::{empty, SegfwSkel, SegfwSkelBuilder};
 
 const REPEAT: u32 = 100_000;
 const NEW_FLOWS: u16 = 5_000;
@@ -162,29 +160,7 @@ fn load_segfw(image: &PolicyImage) -> SegfwSkel<'static> {
         .open(storage)
         .expect("open segfw.bpf.o");
     let skel = open.load().expect("load segfw");
-    let trie = &skel.maps.policy_a;
-    for (k, v) in &image.trie {
-        trie.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
-            .expect("write policy");
-    }
-    let fd = trie.as_fd().as_raw_fd() as u32;
-    skel.maps
-        .policy_outer
-        .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-        .expect("swap policy");
-    let rt = segfw_runtime {
-        generation: 1,
-        tcp_timeout_s: 3600,
-        udp_timeout_s: 60,
-        icmp_timeout_s: 30,
-        other_timeout_s: 60,
-        events_per_sec: 1000,
-        ..Default::default()
-    };
-    skel.maps
-        .runtime
-        .update(&0u32.to_ne_bytes(), bytes_of(&rt), MapFlags::ANY)
-        .expect("write runtime");
+    segfw::datapath::apply::apply_to_skeleton(&skel, image, 1).expect("apply the policy");
     skel
 }
 

@@ -615,6 +615,39 @@ fn fill_set(
     meta.put_all(&names)
 }
 
+/// Applies `image` to a freshly loaded, unpinned datapath (BPF_PROG_TEST_RUN
+/// tests and benchmarks): set A is emptied and filled, swapped in, and the
+/// runtime map written, in the order `apply` follows.
+pub fn apply_to_skeleton(
+    skel: &crate::skel::SegfwSkel<'_>,
+    image: &PolicyImage,
+    generation: u32,
+) -> libbpf_rs::Result<()> {
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let image = image.clone().with_generation(generation);
+    let trie = &skel.maps.policy_a;
+    let stale: Vec<Vec<u8>> = trie.keys().collect();
+    for key in stale {
+        trie.delete(&key)?;
+    }
+    for (k, v) in &image.trie {
+        trie.update(bytes_of(k), bytes_of(v), libbpf_rs::MapFlags::ANY)?;
+    }
+    let fd = trie.as_fd().as_raw_fd() as u32;
+    skel.maps.policy_outer.update(
+        &0u32.to_ne_bytes(),
+        &fd.to_ne_bytes(),
+        libbpf_rs::MapFlags::ANY,
+    )?;
+    let runtime = next_runtime(&image.runtime, generation, 0);
+    skel.maps.runtime.update(
+        &0u32.to_ne_bytes(),
+        bytes_of(&runtime),
+        libbpf_rs::MapFlags::ANY,
+    )
+}
+
 fn next_runtime(settings: &RuntimeSettings, generation: u32, set: usize) -> segfw_runtime {
     segfw_runtime {
         generation,

@@ -5,14 +5,12 @@ pub mod model;
 pub mod packet;
 
 use std::mem::{size_of, MaybeUninit};
-use std::os::fd::AsRawFd;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
 use segfw::policy::image::PolicyImage;
 use segfw::skel::types::{self, segfw_reason};
-use segfw::skel::{bytes_of, from_bytes, SegfwSkel, SegfwSkelBuilder};
-use std::os::fd::AsFd;
+use segfw::skel::{from_bytes, SegfwSkel, SegfwSkelBuilder};
 
 pub const PASS: u32 = u32::MAX; // TCX_NEXT (-1)
 pub const DROP: u32 = 2; // TCX_DROP
@@ -66,37 +64,8 @@ impl Harness {
     /// Writes `image` into policy set A and swaps it in, as apply does.
     pub fn apply(&mut self, image: &PolicyImage) {
         self.generation += 1;
-        let image = image.clone().with_generation(self.generation);
-        let trie = &self.skel.maps.policy_a;
-        let keys: Vec<Vec<u8>> = trie.keys().collect();
-        for k in keys {
-            trie.delete(&k).expect("clear policy_a");
-        }
-        for (k, v) in &image.trie {
-            trie.update(bytes_of(k), bytes_of(v), MapFlags::ANY)
-                .expect("write policy_a entry");
-        }
-        let fd = trie.as_fd().as_raw_fd() as u32;
-        self.skel
-            .maps
-            .policy_outer
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .expect("swap policy_outer[0]");
-        let rt = types::segfw_runtime {
-            generation: self.generation,
-            tcp_timeout_s: image.runtime.tcp_timeout_s,
-            udp_timeout_s: image.runtime.udp_timeout_s,
-            icmp_timeout_s: image.runtime.icmp_timeout_s,
-            other_timeout_s: image.runtime.other_timeout_s,
-            events_per_sec: image.runtime.events_per_sec,
-            active_set: 0,
-            reserved: 0,
-        };
-        self.skel
-            .maps
-            .runtime
-            .update(&0u32.to_ne_bytes(), bytes_of(&rt), MapFlags::ANY)
-            .expect("write runtime");
+        segfw::datapath::apply::apply_to_skeleton(&self.skel, image, self.generation)
+            .expect("apply the policy to the test datapath");
     }
 
     fn prog(&self, ingress: bool) -> &libbpf_rs::ProgramMut<'static> {
