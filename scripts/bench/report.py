@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Writes BENCHMARKS.md and its charts from the benchmark's own output:
 summary.json of scripts/bench/netbench.py and the text printed by
-`cargo run --release --example bench_datapath`.
+`cargo run --release --example bench_datapath` and (optionally)
+`cargo run --release --example bench_conntrack`.
 
 Needs matplotlib for /usr/bin/python3 (Debian's python3-matplotlib;
 scripts/bench/deps.sh installs it).
 
-Usage: report.py --summary S.json --datapath D.txt --charts-dir DIR --out BENCHMARKS.md
+Usage: report.py --summary S.json --datapath D.txt [--conntrack C.txt] --charts-dir DIR --out BENCHMARKS.md
 """
 import argparse
 import json
@@ -121,33 +122,66 @@ def chart_ratios(s, path):
     plt.close(fig)
 
 
-def parse_datapath(text):
-    """The table and the two ratio lines printed by bench_datapath."""
-    est = re.search(r"established / empty: ([\d.]+)x", text)
-    scale = re.search(r"new flow 100k rules / 10 rules: ([\d.]+)x", text)
+def parse_datapath(text, family=""):
+    """The two ratio lines printed by bench_datapath for one family: "" for
+    IPv4 (the lines without suffix), "IPv6" for those ending ", IPv6"."""
+    suffix = re.escape(f", {family}") if family else ""
+    est = re.search(rf"^established / empty{suffix}: ([\d.]+)x", text, re.M)
+    scale = re.search(rf"^new flow 100k rules / 10 rules{suffix}: ([\d.]+)x", text, re.M)
     return (float(est.group(1)) if est else None, float(scale.group(1)) if scale else None)
+
+
+def parse_conntrack(text):
+    """{(flows, max_entries): lost} from bench_conntrack's summary lines
+    ("conntrack F flows in M entries: every flow tracked | L flows lost ...")."""
+    out = {}
+    for flows, entries, what in re.findall(r"^conntrack (\d+) flows in (\d+) entries: (.*)$", text or "", re.M):
+        lost = re.match(r"(\d+) flows lost", what)
+        out[(int(flows), int(entries))] = int(lost.group(1)) if lost else 0
+    return out
+
+
+def summary_lines_md(text, prefixes):
+    """A benchmark's output, with its summary lines (those starting with one
+    of `prefixes`) as a list."""
+    out = []
+    for line in text.strip().splitlines():
+        if line.startswith(prefixes):
+            line = "- " + line
+        out.append(line)
+    return "\n".join(out)
 
 
 def datapath_md(text):
     """bench_datapath's output, with its summary lines as a list."""
-    out = []
-    for line in text.strip().splitlines():
-        if line.startswith(("established / empty", "new flow 100k")):
-            line = "- " + line
-        out.append(line)
-    return "\n".join(out)
+    return summary_lines_md(text, ("established / empty", "new flow 100k"))
+
+
+def conntrack_md(text):
+    """bench_conntrack's output, with its summary lines as a list."""
+    if not text:
+        return "Not measured in this run (`cargo run --release --example bench_conntrack`)."
+    return summary_lines_md(text, ("conntrack ",))
 
 
 def verdict(ok):
     return {True: "met", False: "**not met**", None: "not measured"}[ok]
 
 
-def targets(s, datapath_text):
+def targets(s, datapath_text, conntrack_text=None):
     meta, res = s["meta"], s["results"]
     rows = []
-    est, scale = parse_datapath(datapath_text)
-    rows.append(("per packet: established flow <= 2x the empty tcx program", f"{est:.2f}x" if est else "n/a", verdict(est <= 2.0 if est else None)))
-    rows.append(("per packet: new flow with 100k rules / 10k segments <= 1.5x the same with 10 rules", f"{scale:.2f}x" if scale else "n/a", verdict(scale <= 1.5 if scale else None)))
+    for family in ("", "IPv6"):
+        est, scale = parse_datapath(datapath_text, family)
+        fam = f" ({family})" if family else " (IPv4)"
+        rows.append((f"per packet{fam}: established flow <= 2x the empty tcx program", f"{est:.2f}x" if est else "n/a", verdict(est <= 2.0 if est else None)))
+        rows.append((f"per packet{fam}: new flow with 100k rules / 10k segments <= 1.5x the same with 10 rules", f"{scale:.2f}x" if scale else "n/a", verdict(scale <= 1.5 if scale else None)))
+
+    ct = parse_conntrack(conntrack_text)
+    for flows, entries, what in ((100_000, 262_144, "100k concurrent sessions tracked without loss (default 262,144 entries)"), (1_000_000, 1_048_576, "1M concurrent sessions tracked without loss (1,048,576 entries)")):
+        lost = ct.get((flows, entries))
+        txt = "n/a" if lost is None else f"{flows - lost:,} of {flows:,} replies found their entry"
+        rows.append((f"conntrack: {what}", txt, verdict(lost == 0 if lost is not None else None)))
 
     tput = {n: res["tcp_gbps"][str(n)]["segfw"]["ratio"] for n in meta["ns"]}
     known = [r for r in tput.values() if r is not None]
@@ -179,7 +213,7 @@ def targets(s, datapath_text):
     return "\n".join(lines)
 
 
-def render(s, datapath_text, charts_rel):
+def render(s, datapath_text, charts_rel, conntrack_text=None):
     meta = s["meta"]
     m = meta["machine"]
     quick = meta["quick"]
@@ -199,7 +233,7 @@ def render(s, datapath_text, charts_rel):
         "",
         "## DESIGN §5 targets",
         "",
-        targets(s, datapath_text),
+        targets(s, datapath_text, conntrack_text),
         "",
         "## Machine",
         "",
@@ -223,17 +257,30 @@ def render(s, datapath_text, charts_rel):
         "",
         "`make bench` runs `scripts/bench/run.sh`: `scripts/bench/deps.sh` (apt-get only for what is",
         "missing: iptables, nftables, iperf3, python3-matplotlib), `cargo build --release`,",
-        "`cargo run --release --example bench_datapath`, `scripts/bench/netbench.py run` and",
-        "`scripts/bench/report.py`. Raw data goes to `scripts/bench/results/run-*/` (not committed);",
-        "`scripts/bench/results/summary.json`, `datapath.txt` and the charts are the latest committed run.",
+        "`cargo run --release --example bench_datapath`, `cargo run --release --example bench_conntrack`,",
+        "`scripts/bench/netbench.py run` and `scripts/bench/report.py`. Raw data goes to",
+        "`scripts/bench/results/run-*/` (not committed); `scripts/bench/results/summary.json`,",
+        "`datapath.txt`, `conntrack.txt` and the charts are the latest committed run.",
         "",
         "Exact command of this run: `" + meta["command"] + "`",
         "",
         "## Method",
         "",
-        "**Per packet** (`examples/bench_datapath.rs`): BPF_PROG_TEST_RUN of the empty tcx program",
-        "(`bpf/empty.bpf.c`) and of the datapath with 10 rules / 10 segments and 100k rules / 10k",
-        "segments; medians of 9 interleaved rounds.",
+        "**Per packet** (`examples/bench_datapath.rs`): BPF_PROG_TEST_RUN (kernel-measured ns per",
+        "run) of the empty tcx program (`bpf/empty.bpf.c`, the floor) and of the datapath's ingress",
+        "program with 10, 1k, 10k and 100k rules over 10, 100, 1k and 10k segments (each segment one",
+        "IPv4 /32 and one IPv6 /128; the measured flows are allowed by the last rule), for IPv4 and",
+        "IPv6 frames. Established: one ACK of a flow that completed its handshake, repeated 100,000",
+        "times in the kernel (a burst of one flow: after the first run it hits the per-CPU flow memo).",
+        "New flow: 5,000 SYNs from distinct source ports, each run once (each is a conntrack miss, a",
+        "policy lookup and an insert). Medians of 9 interleaved rounds.",
+        "",
+        "**Scale: conntrack** (`examples/bench_conntrack.rs`): a fresh datapath whose conntrack map is",
+        "sized before load; N distinct TCP flows (distinct source address and port) open with a SYN",
+        "run on the ingress program, then each flow's SYN-ACK runs on the egress program. A reply that",
+        "finds its entry passes as established (counted in reason_stats); one whose entry was evicted",
+        "meets the default deny. Flows switch CPU every 4,096 flows, round robin over every CPU, so",
+        "each CPU's LRU free list is used. Memory is the `memlock:` line of the maps' fdinfo.",
         "",
         "**Through a veth pair** (`scripts/bench/netbench.py`): a client namespace and a server",
         "namespace joined by one veth pair (10.98.0.2 -> 10.98.0.1); the filter under test sits in the",
@@ -278,6 +325,12 @@ def render(s, datapath_text, charts_rel):
         "",
         datapath_md(datapath_text),
         "",
+        "## Scale: conntrack",
+        "",
+        "`cargo run --release --example bench_conntrack`, same run:",
+        "",
+        conntrack_md(conntrack_text),
+        "",
         "## Through a veth pair, side by side",
         "",
         "Cells: median ratio to no filter (median absolute value); the no-filter row is absolute.",
@@ -300,6 +353,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--summary", required=True)
     ap.add_argument("--datapath", required=True)
+    ap.add_argument("--conntrack", help="output of bench_conntrack (the Scale section says 'not measured' without it)")
     ap.add_argument("--charts-dir", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -307,12 +361,16 @@ def main():
         s = json.load(f)
     with open(args.datapath) as f:
         datapath_text = f.read()
+    conntrack_text = None
+    if args.conntrack:
+        with open(args.conntrack) as f:
+            conntrack_text = f.read()
     os.makedirs(args.charts_dir, exist_ok=True)
     chart_connrate(s, os.path.join(args.charts_dir, "connrate.png"))
     chart_ratios(s, os.path.join(args.charts_dir, "ratios.png"))
     rel = os.path.relpath(args.charts_dir, os.path.dirname(os.path.abspath(args.out)))
     with open(args.out, "w") as f:
-        f.write(render(s, datapath_text, rel))
+        f.write(render(s, datapath_text, rel, conntrack_text))
     print(f"report: wrote {args.out}, {args.charts_dir}/connrate.png, {args.charts_dir}/ratios.png")
 
 

@@ -43,12 +43,17 @@ step() {
 
 ./scripts/bench/deps.sh
 $CARGO build --release --locked --bin segfw \
-    --example attach_empty --example crr --example udp_flows --example bench_datapath
+    --example attach_empty --example crr --example udp_flows --example bench_datapath \
+    --example bench_conntrack
 mkdir -p "$RUN"
 
 echo "== per packet: cargo run --release --example bench_datapath"
 step $CARGO run --release --locked --quiet --example bench_datapath > "$RUN/datapath.txt"
 cat "$RUN/datapath.txt"
+
+echo "== conntrack scale: cargo run --release --example bench_conntrack"
+step $CARGO run --release --locked --quiet --example bench_conntrack > "$RUN/conntrack.txt"
+cat "$RUN/conntrack.txt"
 
 echo "== side by side through a veth pair: scripts/bench/netbench.py"
 args=(run --bin-dir "$BIN" --out "$RUN")
@@ -59,7 +64,7 @@ args=(run --bin-dir "$BIN" --out "$RUN")
 step "$PY" scripts/bench/netbench.py "${args[@]}"
 
 echo "== report"
-cp "$RUN/summary.json" "$RUN/datapath.txt" "$RESULTS/"
+cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RESULTS/"
 "$PY" scripts/bench/report.py --summary "$RESULTS/summary.json" --datapath "$RESULTS/datapath.txt" \
-    --charts-dir "$RESULTS" --out BENCHMARKS.md
+    --conntrack "$RESULTS/conntrack.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
 echo "bench: raw data in $RUN; BENCHMARKS.md updated"
