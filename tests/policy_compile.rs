@@ -174,6 +174,63 @@ fn nested_and_inline_prefixes_get_classes_owned_by_their_segment() {
 }
 
 #[test]
+fn prefixes_no_rule_can_tell_apart_share_a_class() {
+    // web's IPv4 and IPv6 prefixes, and db's two IPv4 prefixes outside the
+    // inline /25, are one class each: one rule entry per rule. db's
+    // 10.0.2.0/25 is named by a rule, so it keeps a class of its own.
+    let src = "version = 1\n[segments]\n\
+               web = [\"10.0.1.0/24\", \"fd00:1::/64\"]\n\
+               db = [\"10.0.2.0/24\", \"10.0.3.0/24\", \"fd00:2::/64\"]\n\
+               [[rules]]\nfrom = \"web\"\nto = \"db\"\nproto = \"tcp\"\nports = [5432]\naction = \"allow\"\n\
+               [[rules]]\nfrom = \"web\"\nto = \"10.0.2.0/25\"\nproto = \"tcp\"\nports = [5432]\naction = \"deny\"\n";
+    let checked = check(src);
+    let mut classes: Vec<(String, u32)> = entries(&checked)
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Segment { prefix, class } => Some((prefix.to_string(), class)),
+            _ => None,
+        })
+        .collect();
+    classes.sort_unstable();
+    let class = |cidr: &str| classes.iter().find(|(p, _)| p == cidr).expect(cidr).1;
+    assert_eq!(class("10.0.1.0/24"), class("fd00:1::/64"));
+    assert_eq!(class("10.0.2.0/24"), class("10.0.3.0/24"));
+    assert_eq!(class("10.0.2.0/24"), class("fd00:2::/64"));
+    assert_ne!(class("10.0.2.0/25"), class("10.0.2.0/24"));
+    let (web, db, inner) = (
+        class("10.0.1.0/24"),
+        class("10.0.2.0/24"),
+        class("10.0.2.0/25"),
+    );
+    let rules: Vec<(u32, u32, u32)> = rule_entries(&checked)
+        .iter()
+        .map(|e| (e.0, e.1, e.4))
+        .collect();
+    assert_eq!(
+        rules,
+        [(web, db, 1), (web, inner, 2)],
+        "one entry per (class, class): the /25 is db too, and the deny wins there"
+    );
+    assert_eq!(checked.image.summary.prefixes, 6);
+    let segment_names: Vec<(u32, String)> = checked
+        .image
+        .meta
+        .iter()
+        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_SEGMENT.0)
+        .map(|(k, v)| (k.id, meta_text(v)))
+        .collect();
+    assert_eq!(
+        segment_names,
+        [
+            (web, "web".to_string()),
+            (db, "db".to_string()),
+            (inner, "10.0.2.0/25".to_string())
+        ],
+        "one name per class"
+    );
+}
+
+#[test]
 fn failsafe_ports_become_failsafe_entries() {
     let src = "version = 1\n[defaults]\nfailsafe = [\"tcp/22\", \"tcp/2222\", \"tcp/22\"]\n";
     let checked = check(src);

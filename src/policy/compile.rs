@@ -64,21 +64,21 @@ pub fn compile(policy: &Policy) -> Result<PolicyImage, PolicyError> {
 pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyImage, PolicyError> {
     check_rule_count(policy, limits)?;
     let classes = Classes::build(policy);
-    if classes.len() > limits.max_classes {
+    if classes.prefix_count() > limits.max_classes {
         return Err(capacity(format!(
             "the policy has {} distinct prefixes (segment and inline CIDRs); the datapath holds at most {} (SEGFW_MAX_SEGMENTS)",
-            classes.len(),
+            classes.prefix_count(),
             limits.max_classes
         )));
     }
     let expansions = expand_rules(policy, &classes, limits)?;
     // CONFIG goes first; its combos are known once the rules are compiled.
-    let mut trie = Vec::with_capacity(1 + classes.len() + expansions.len());
+    let mut trie = Vec::with_capacity(1 + classes.prefix_count() + expansions.len());
     trie.push((image::config_key(), value(0, 0, 0)));
     trie.extend(
         classes
-            .iter()
-            .map(|(id, prefix, _)| (prefix.segment_key(), value(id, 0, 0))),
+            .prefixes()
+            .map(|(prefix, id)| (prefix.segment_key(), value(id, 0, 0))),
     );
     let before_rules = trie.len();
     let combos = push_rule_entries(policy, &expansions, limits, &mut trie)?;
@@ -92,7 +92,7 @@ pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyIma
     trie[1..].sort_unstable_by_key(|(key, _)| key_order(key));
     let summary = Summary {
         segments: policy.segments.len(),
-        prefixes: classes.len(),
+        prefixes: classes.prefix_count(),
         rules: policy.rules.len(),
         rule_entries: rule_entry_count,
         trie_entries: trie.len(),
@@ -399,8 +399,8 @@ fn failsafe_entries(policy: &Policy) -> impl Iterator<Item = TrieEntry> + '_ {
 fn meta(policy: &Policy, classes: &Classes) -> Vec<(segfw_meta_key, segfw_meta_value)> {
     let segment_kind = segfw_key_kind::SEGFW_KIND_SEGMENT;
     let mut meta: Vec<_> = classes
-        .iter()
-        .map(|(id, prefix, defined_by)| match defined_by {
+        .labels()
+        .map(|(id, defined_by, prefix)| match defined_by {
             Some(segment) => image::meta_entry(segment_kind, id, &policy.segments[segment].name),
             None => image::meta_entry(segment_kind, id, &prefix.to_string()),
         })
