@@ -234,6 +234,18 @@ fn rule_names(show: &serde_json::Value) -> Vec<String> {
 }
 
 /// Map id of every pin under maps/, by name.
+/// The policy sets' pins: every apply builds the idle set's trie and meta
+/// anew and re-pins maps/policy and maps/meta at the live set.
+const POLICY_SET_PINS: [&str; 6] = ["meta", "meta_a", "meta_b", "policy", "policy_a", "policy_b"];
+
+/// Map ids under maps/ but the policy sets': what no apply or adoption may
+/// replace (conntrack, counters, runtime, policy_outer...).
+fn persistent_map_ids(pin_dir: &Path) -> BTreeMap<String, u64> {
+    let mut ids = pinned_map_ids(pin_dir);
+    ids.retain(|name, _| !POLICY_SET_PINS.contains(&name.as_str()));
+    ids
+}
+
 fn pinned_map_ids(pin_dir: &Path) -> BTreeMap<String, u64> {
     let mut ids = BTreeMap::new();
     for entry in std::fs::read_dir(pin_dir.join("maps")).expect("read maps/") {
@@ -276,18 +288,17 @@ fn apply_killed_at_each_step_leaves_a_or_b_and_the_next_apply_repairs() {
     lab.listen_tcp(&a, &server, PORT_OPEN);
     lab.listen_tcp(&a, &server, PORT_CLOSED);
     lab.attach(&pa, &[]);
-    let second_pins = ["meta".to_string(), "policy".to_string()];
-    let mut before = pinned_map_ids(&lab.pin_dir);
-    before.retain(|name, _| !second_pins.contains(name));
+    let before = persistent_map_ids(&lab.pin_dir);
 
     // (step, whether B is swapped in when the kill lands, status damaged)
     let steps = [
-        ("cleared", false, false),
+        ("created", false, false),
         ("mid-fill", false, false),
+        ("repin-tmp:policy_b", false, true),
         ("filled", false, false),
         ("swapped", true, true),
         ("runtime", true, true),
-        ("repin-tmp", true, true),
+        ("repin-tmp:policy", true, true),
         ("repinned", true, false),
     ];
     let mut converged = 0;
@@ -350,17 +361,20 @@ fn apply_killed_at_each_step_leaves_a_or_b_and_the_next_apply_repairs() {
         let show: serde_json::Value =
             serde_json::from_str(&lab.segfw_ok(&["policy", "show", "--json"])).expect("json");
         assert_eq!(rule_names(&show), ["x", "zb"], "{step}: B after re-apply");
-        let mut after = pinned_map_ids(&lab.pin_dir);
+        let after = pinned_map_ids(&lab.pin_dir);
         let extra: Vec<&String> = after
             .keys()
-            .filter(|n| !before.contains_key(*n) && !second_pins.contains(n))
+            .filter(|n| !before.contains_key(*n) && !POLICY_SET_PINS.contains(&n.as_str()))
             .collect();
         assert!(
             extra.is_empty(),
             "{step}: leftover pins under maps/: {extra:?}"
         );
-        after.retain(|name, _| !second_pins.contains(name));
-        assert_eq!(after, before, "{step}: the instance's maps were replaced");
+        assert_eq!(
+            persistent_map_ids(&lab.pin_dir),
+            before,
+            "{step}: the instance's maps were replaced"
+        );
         lab.apply(&pa);
         converged += 1;
     }
@@ -421,7 +435,7 @@ fn a_new_segfw_adopts_the_pins_and_refuses_an_incompatible_layout() {
     let pa = lab.write_policy("a.toml", &small);
     let pbig = lab.write_policy("big.toml", &big);
     lab.attach(&pa, &[]);
-    let ids = pinned_map_ids(&lab.pin_dir);
+    let ids = persistent_map_ids(&lab.pin_dir);
     let mut session = lab.open_session(&a, &b, &server, PORT_OPEN);
     let mut check = |line: &str, what: &str| {
         session.send(line);
@@ -452,11 +466,11 @@ fn a_new_segfw_adopts_the_pins_and_refuses_an_incompatible_layout() {
     );
     assert_eq!(lab.status()["maps"]["conntrack_max"], 65536);
     check("four", "across an apply with another conntrack size");
-    let mut after = pinned_map_ids(&lab.pin_dir);
-    after.retain(|name, _| !["meta", "policy"].contains(&name.as_str()));
-    let mut kept = ids.clone();
-    kept.retain(|name, _| !["meta", "policy"].contains(&name.as_str()));
-    assert_eq!(after, kept, "no map may be replaced by adoption or apply");
+    assert_eq!(
+        persistent_map_ids(&lab.pin_dir),
+        ids,
+        "no map may be replaced by adoption or apply"
+    );
 
     // A pinned map of another layout (value size 8 instead of runtime's):
     // segfw refuses, naming the map, and the loaded datapath is untouched.

@@ -254,7 +254,7 @@ pub fn apply_image_with(
     if let Some(pending) = &pending {
         extra.push(meta_entry(config, META_CONFIG_PENDING, &pending.to_text()));
     }
-    fill_set(&maps, idle, &image, source, sha256, &extra)?;
+    replace_set(&mut maps, pins, idle, &image, source, sha256, &extra)?;
     fault_point("filled");
     // The swap: the kernel waits for running programs before returning, so
     // once it returns no packet still uses the old set.
@@ -445,7 +445,7 @@ pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
             }
         }
     }
-    for pin in [ACTIVE_POLICY_PIN, ACTIVE_META_PIN] {
+    for pin in REPINNED {
         let tmp = pins.map(&format!("{pin}{REPIN_SUFFIX}"));
         if tmp.exists() {
             found.push(format!(
@@ -456,6 +456,16 @@ pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
     }
     Ok(found)
 }
+
+/// The pins that `repin` replaces (and may leave a temporary of if killed).
+const REPINNED: [&str; 6] = [
+    ACTIVE_POLICY_PIN,
+    ACTIVE_META_PIN,
+    "policy_a",
+    "meta_a",
+    "policy_b",
+    "meta_b",
+];
 
 /// Repairs what [`damage`] reports. The caller holds the instance lock.
 pub fn repair(pins: &PinDir, _lock: &PinLock) -> Result<()> {
@@ -484,7 +494,7 @@ fn repair_maps(maps: &mut Maps, pins: &PinDir) -> Result<()> {
             repin_active(maps, pins, set)?;
         }
     }
-    for pin in [ACTIVE_POLICY_PIN, ACTIVE_META_PIN] {
+    for pin in REPINNED {
         super::pins::remove_pin(&pins.map(&format!("{pin}{REPIN_SUFFIX}")))?;
     }
     Ok(())
@@ -592,27 +602,50 @@ fn settings_of(runtime: &segfw_runtime) -> RuntimeSettings {
     }
 }
 
-/// Empties set `set` and writes the image's trie and names into it.
-fn fill_set(
-    maps: &Maps,
+/// Builds set `set` anew: fresh trie and meta maps, shaped like the old
+/// ones, are filled and then pinned over the set's pins. The datapath does
+/// not read the idle set, so nothing it sees changes until the swap. (A new
+/// map costs nothing to empty; deleting the old set's entries cost as much
+/// as writing the new ones. The kernel frees the old maps once unpinned.)
+fn replace_set(
+    maps: &mut Maps,
+    pins: &PinDir,
     set: usize,
     image: &PolicyImage,
     source: &str,
     sha256: &str,
     extra: &[(segfw_meta_key, crate::skel::types::segfw_meta_value)],
 ) -> Result<()> {
-    let (trie, meta) = (&maps.policy[set], &maps.meta[set]);
-    trie.clear()?;
-    meta.clear()?;
-    fault_point("cleared");
-    trie.put_all(&image.trie)?;
-    fault_point("mid-fill");
+    let mut trie = maps.policy[set].empty_twin()?;
+    let mut meta = maps.meta[set].empty_twin()?;
+    fault_point("created");
     let config = segfw_key_kind::SEGFW_KIND_CONFIG;
     let mut names = image.meta.clone();
     names.push(meta_entry(config, META_CONFIG_SHA256, sha256));
     names.push(meta_entry(config, META_CONFIG_PATH, source));
     names.extend_from_slice(extra);
-    meta.put_all(&names)
+    // Two maps, two threads: the kernel locks each map on its own.
+    std::thread::scope(|scope| {
+        let names = scope.spawn(|| meta.put_all(&names));
+        let filled = trie.put_all(&image.trie);
+        fault_point("mid-fill");
+        names.join().expect("meta fill thread panicked").and(filled)
+    })?;
+    let (trie_pin, meta_pin) = set_pins(set);
+    trie.repin(&pins.map(trie_pin))?;
+    meta.repin(&pins.map(meta_pin))?;
+    maps.policy[set] = trie;
+    maps.meta[set] = meta;
+    Ok(())
+}
+
+/// The pins of set `set`'s trie and meta maps.
+fn set_pins(set: usize) -> (&'static str, &'static str) {
+    if set == 0 {
+        ("policy_a", "meta_a")
+    } else {
+        ("policy_b", "meta_b")
+    }
 }
 
 /// Applies `image` to a freshly loaded, unpinned datapath (BPF_PROG_TEST_RUN

@@ -251,22 +251,7 @@ fn recreate_idle(pins: &PinDir, name: &str) -> Result<Option<MapHandle>> {
     let path = pins.map(twin);
     let twin = MapHandle::from_pinned_path(&path)
         .map_err(|source| DatapathError::OpenPinned { path, source })?;
-    let info = twin.info().map_err(|source| prepare_err(name, source))?;
-    let opts = libbpf_sys::bpf_map_create_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
-        map_flags: info.info.map_flags,
-        btf_fd: 0,
-        ..Default::default()
-    };
-    let map = MapHandle::create(
-        twin.map_type(),
-        Some(name),
-        twin.key_size(),
-        twin.value_size(),
-        twin.max_entries(),
-        &opts,
-    )
-    .map_err(|source| prepare_err(name, source))?;
+    let map = super::maps::create_like(&twin, name).map_err(|source| prepare_err(name, source))?;
     Ok(Some(map))
 }
 

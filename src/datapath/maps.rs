@@ -1,7 +1,7 @@
 //! Typed I/O over pinned maps: keys and values are the skeleton's shared
 //! types, converted with crate::skel::{bytes_of, from_bytes}.
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -121,6 +121,17 @@ impl PinnedMap {
         self.map
             .update(bytes_of(key), bytes_of(value), MapFlags::ANY)
             .map_err(self.err("update"))
+    }
+
+    /// A new, empty, unpinned map with this one's layout and name (see
+    /// [`create_like`]).
+    pub fn empty_twin(&self) -> Result<PinnedMap> {
+        let name = self.map.name().to_string_lossy().into_owned();
+        let map = create_like(&self.map, &name).map_err(self.err("create a map like"))?;
+        Ok(PinnedMap {
+            name: self.name.clone(),
+            map,
+        })
     }
 
     /// Writes all entries: batched where the map type supports it, else one
@@ -280,6 +291,7 @@ impl PinnedMap {
 
     /// Pins this map at `path` atomically: pin under a temporary name,
     /// then rename(2) over `path`, so readers never see it missing.
+    /// (Fault point `repin-tmp:NAME`, NAME the pin's file name.)
     pub fn repin(&mut self, path: &Path) -> Result<()> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(REPIN_SUFFIX);
@@ -290,12 +302,52 @@ impl PinnedMap {
             source: std::io::Error::other(source),
         })?;
         restrict_pin(&tmp)?;
-        super::apply::fault_point("repin-tmp");
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        super::apply::fault_point(&format!("repin-tmp:{name}"));
         std::fs::rename(&tmp, path).map_err(|source| DatapathError::Pin {
             path: path.to_path_buf(),
             source,
         })
     }
+}
+
+/// Creates an empty map named `name` with `like`'s type, key and value
+/// sizes, capacity, flags and BTF types, so that `bpftool map dump` still
+/// pretty-prints it and policy_outer accepts it as an inner map.
+pub fn create_like(like: &MapHandle, name: &str) -> libbpf_rs::Result<MapHandle> {
+    let info = like.info()?.info;
+    let btf = btf_fd_by_id(info.btf_id)?;
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        map_flags: info.map_flags,
+        btf_fd: btf.as_ref().map_or(0, |fd| fd.as_raw_fd() as u32),
+        btf_key_type_id: info.btf_key_type_id,
+        btf_value_type_id: info.btf_value_type_id,
+        ..Default::default()
+    };
+    MapHandle::create(
+        like.map_type(),
+        Some(name),
+        info.key_size,
+        info.value_size,
+        info.max_entries,
+        &opts,
+    )
+}
+
+/// An fd of the kernel's BTF object `id` (None for 0: the map has no BTF).
+fn btf_fd_by_id(id: u32) -> libbpf_rs::Result<Option<OwnedFd>> {
+    if id == 0 {
+        return Ok(None);
+    }
+    // SAFETY: bpf_btf_get_fd_by_id only takes an integer; it returns a new
+    // file descriptor, or a negative errno and touches nothing.
+    let fd = unsafe { libbpf_sys::bpf_btf_get_fd_by_id(id) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd).into());
+    }
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// The maps an instance's commands read and write, opened by name.
