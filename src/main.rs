@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use segfw::cli::{self, Cli};
 
+/// mimalloc: large policies are millions of small allocations (Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     restore_sigpipe();
     let cli = Cli::parse();
