@@ -3,8 +3,13 @@
 //! first, so TIME_WAIT stays on the server and the client can reuse ports.
 //! Used by `scripts/bench/netbench.py` for new connections per second.
 //!
-//!   crr server ADDR:PORT          accept loop, runs until killed
-//!   crr client ADDR:PORT SECS     prints one JSON line: conns, errors, secs, per_sec
+//! With one connection at a time the rate is bound by wakeup latency, not
+//! by CPU, so a filter's cost hardly shows; PARALLEL clients (and as many
+//! server threads) keep the CPUs busy, so the rate measures CPU per
+//! connection, filter included.
+//!
+//!   crr server ADDR:PORT [THREADS]        accept loops, run until killed
+//!   crr client ADDR:PORT SECS [PARALLEL]  prints one JSON line: conns, errors, secs, per_sec
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
@@ -13,12 +18,15 @@ use std::time::{Duration, Instant};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["server", addr] => parse(addr).and_then(server),
-        ["client", addr, secs] => parse(addr).and_then(|a| {
-            let secs: f64 = secs.parse().map_err(|e| format!("SECS {secs}: {e}"))?;
-            client(a, Duration::from_secs_f64(secs))
-        }),
-        _ => Err("usage: crr server ADDR:PORT | crr client ADDR:PORT SECS".into()),
+        ["server", addr] => parse(addr).and_then(|a| server(a, 1)),
+        ["server", addr, threads] => {
+            count(threads, "THREADS").and_then(|t| parse(addr).and_then(|a| server(a, t)))
+        }
+        ["client", addr, secs] => client_args(addr, secs, "1"),
+        ["client", addr, secs, parallel] => client_args(addr, secs, parallel),
+        _ => Err(
+            "usage: crr server ADDR:PORT [THREADS] | crr client ADDR:PORT SECS [PARALLEL]".into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,12 +37,34 @@ fn main() -> ExitCode {
     }
 }
 
+fn client_args(addr: &str, secs: &str, parallel: &str) -> Result<(), String> {
+    let secs: f64 = secs.parse().map_err(|e| format!("SECS {secs}: {e}"))?;
+    let parallel = count(parallel, "PARALLEL")?;
+    parse(addr).and_then(|a| client(a, Duration::from_secs_f64(secs), parallel))
+}
+
+fn count(text: &str, what: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{what} {text}: expected a positive integer")),
+    }
+}
+
 fn parse(addr: &str) -> Result<SocketAddr, String> {
     addr.parse().map_err(|e| format!("address {addr}: {e}"))
 }
 
-fn server(addr: SocketAddr) -> Result<(), String> {
+fn server(addr: SocketAddr, threads: usize) -> Result<(), String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| serve(&listener));
+        }
+    });
+    Ok(())
+}
+
+fn serve(listener: &TcpListener) {
     let mut byte = [0u8; 1];
     loop {
         let Ok((mut conn, _)) = listener.accept() else {
@@ -47,8 +77,27 @@ fn server(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-fn client(addr: SocketAddr, secs: Duration) -> Result<(), String> {
+fn client(addr: SocketAddr, secs: Duration, parallel: usize) -> Result<(), String> {
     let start = Instant::now();
+    let (conns, errors) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..parallel)
+            .map(|_| scope.spawn(move || transactions(addr, start, secs)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("client thread panicked"))
+            .fold((0u64, 0u64), |(c, e), (wc, we)| (c + wc, e + we))
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"conns\": {conns}, \"errors\": {errors}, \"secs\": {elapsed:.6}, \"parallel\": {parallel}, \"per_sec\": {:.1}}}",
+        conns as f64 / elapsed
+    );
+    Ok(())
+}
+
+/// One client's loop until `secs` after `start`: (connections, errors).
+fn transactions(addr: SocketAddr, start: Instant, secs: Duration) -> (u64, u64) {
     let (mut conns, mut errors) = (0u64, 0u64);
     let mut byte = [1u8; 1];
     while start.elapsed() < secs {
@@ -58,12 +107,7 @@ fn client(addr: SocketAddr, secs: Duration) -> Result<(), String> {
             errors += 1;
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    println!(
-        "{{\"conns\": {conns}, \"errors\": {errors}, \"secs\": {elapsed:.6}, \"per_sec\": {:.1}}}",
-        conns as f64 / elapsed
-    );
-    Ok(())
+    (conns, errors)
 }
 
 fn transaction(addr: SocketAddr, byte: &mut [u8; 1]) -> std::io::Result<()> {

@@ -201,14 +201,14 @@ def filter_up(config, rules, bin_dir):
 # --- measurements -----------------------------------------------------------
 
 
-def start_servers(bin_dir):
+def start_servers(bin_dir, crr_parallel):
     iperf = subprocess.Popen(
         in_ns(SRV_NS, ["iperf3", "-s", "-B", SRV, "-p", str(gen_rules.TCP_IPERF)], SERVER_CPU),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     crr = subprocess.Popen(
-        in_ns(SRV_NS, [os.path.join(bin_dir, "examples", "crr"), "server", f"{SRV}:{gen_rules.TCP_CRR}"], SERVER_CPU),
+        in_ns(SRV_NS, [os.path.join(bin_dir, "examples", "crr"), "server", f"{SRV}:{gen_rules.TCP_CRR}", str(crr_parallel)], SERVER_CPU),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -239,9 +239,9 @@ def measure_tcp(secs):
         return float("nan"), f"iperf3: {r.stderr.strip() or e}"
 
 
-def measure_crr(secs, bin_dir):
+def measure_crr(secs, bin_dir, parallel):
     r = sh(
-        in_ns(CLI_NS, [os.path.join(bin_dir, "examples", "crr"), "client", f"{SRV}:{gen_rules.TCP_CRR}", str(secs)], CLIENT_CPU),
+        in_ns(CLI_NS, [os.path.join(bin_dir, "examples", "crr"), "client", f"{SRV}:{gen_rules.TCP_CRR}", str(secs), str(parallel)], CLIENT_CPU),
         check=False,
         timeout=secs + 30,
     )
@@ -377,6 +377,7 @@ def run(args):
         "secs": secs,
         "ping_count": ping_count,
         "udp_flows": args.udp_flows,
+        "crr_parallel": args.crr_parallel,
         "seed": seed,
         "configs": configs,
         "machine": machine(),
@@ -425,10 +426,10 @@ def measure_config(rnd, n, config, rules, secs, ping_count, args):
         t0 = time.monotonic()
         filter_up(config, rules, args.bin_dir)
         setup_s = time.monotonic() - t0
-        start_servers(args.bin_dir)
+        start_servers(args.bin_dir, args.crr_parallel)
         results = {
             "tcp_gbps": measure_tcp(max(1, round(secs))),
-            "crr_per_s": measure_crr(secs, args.bin_dir),
+            "crr_per_s": measure_crr(secs, args.bin_dir, args.crr_parallel),
             "udp_pps": measure_udp(secs, args.udp_flows, args.bin_dir),
             "ping_us": measure_ping(ping_count),
         }
@@ -517,6 +518,7 @@ def main():
     r.add_argument("--secs", type=float, help="seconds per throughput/rate measurement (default 2)")
     r.add_argument("--ping-count", type=int, help="pings at 10 ms intervals (default 100)")
     r.add_argument("--udp-flows", type=int, default=1000, help="UDP flows (source ports)")
+    r.add_argument("--crr-parallel", type=int, default=16, help="concurrent crr clients (and server threads)")
     r.add_argument("--configs", help="subset of: " + ",".join(CONFIGS))
     r.add_argument("--settle", type=float, default=0.5, help="seconds between configurations")
     r.add_argument("--seed", type=int)

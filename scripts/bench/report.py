@@ -2,12 +2,12 @@
 """Writes BENCHMARKS.md and its charts from the benchmark's own output:
 summary.json of scripts/bench/netbench.py and the text printed by
 `cargo run --release --example bench_datapath` and (optionally)
-`cargo run --release --example bench_conntrack`.
+`cargo run --release --example bench_conntrack` and scripts/bench/apply_bench.py.
 
 Needs matplotlib for /usr/bin/python3 (Debian's python3-matplotlib;
 scripts/bench/deps.sh installs it).
 
-Usage: report.py --summary S.json --datapath D.txt [--conntrack C.txt] --charts-dir DIR --out BENCHMARKS.md
+Usage: report.py --summary S.json --datapath D.txt [--conntrack C.txt] [--apply A.txt] --charts-dir DIR --out BENCHMARKS.md
 """
 import argparse
 import json
@@ -164,11 +164,23 @@ def conntrack_md(text):
     return summary_lines_md(text, ("conntrack ",))
 
 
+def parse_apply(text):
+    """{rules: median apply seconds} from apply_bench's summary lines."""
+    return {int(n): float(t) for n, t in re.findall(r"^policy apply of (\d+) rules: ([\d.]+) s", text or "", re.M)}
+
+
+def apply_md(text):
+    """apply_bench's output, with its summary lines as a list."""
+    if not text:
+        return "Not measured in this run (`scripts/bench/apply_bench.py`)."
+    return summary_lines_md(text, ("policy apply of",))
+
+
 def verdict(ok):
     return {True: "met", False: "**not met**", None: "not measured"}[ok]
 
 
-def targets(s, datapath_text, conntrack_text=None):
+def targets(s, datapath_text, conntrack_text=None, apply_text=None):
     meta, res = s["meta"], s["results"]
     rows = []
     for family in ("", "IPv6"):
@@ -182,6 +194,9 @@ def targets(s, datapath_text, conntrack_text=None):
         lost = ct.get((flows, entries))
         txt = "n/a" if lost is None else f"{flows - lost:,} of {flows:,} replies found their entry"
         rows.append((f"conntrack: {what}", txt, verdict(lost == 0 if lost is not None else None)))
+
+    applied = parse_apply(apply_text).get(100_000)
+    rows.append(("`policy apply` of 100k rules in under a second", f"{applied:.2f} s" if applied is not None else "n/a", verdict(applied < 1.0 if applied is not None else None)))
 
     tput = {n: res["tcp_gbps"][str(n)]["segfw"]["ratio"] for n in meta["ns"]}
     known = [r for r in tput.values() if r is not None]
@@ -213,7 +228,7 @@ def targets(s, datapath_text, conntrack_text=None):
     return "\n".join(lines)
 
 
-def render(s, datapath_text, charts_rel, conntrack_text=None):
+def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None):
     meta = s["meta"]
     m = meta["machine"]
     quick = meta["quick"]
@@ -233,7 +248,7 @@ def render(s, datapath_text, charts_rel, conntrack_text=None):
         "",
         "## DESIGN §5 targets",
         "",
-        targets(s, datapath_text, conntrack_text),
+        targets(s, datapath_text, conntrack_text, apply_text),
         "",
         "## Machine",
         "",
@@ -312,7 +327,9 @@ def render(s, datapath_text, charts_rel, conntrack_text=None):
         "",
         "- TCP throughput: `iperf3 -c` for the set seconds, one stream, client -> server.",
         "- New TCP connections/s: `examples/crr.rs`, TCP_CRR style: connect, 1-byte request, 1-byte",
-        "  response, close (server closes first), one connection at a time.",
+        f"  response, close (server closes first), {meta.get('crr_parallel', 1)} clients at once (and as many server threads),",
+        "  so that both CPUs are busy and the rate measures CPU per connection, filter included (one",
+        "  connection at a time measures wakeup latency, which no filter changes much).",
         "- UDP packets/s: `examples/udp_flows.rs` sends 18-byte datagrams round-robin from",
         f"  {meta['udp_flows']:,} sockets (one flow each) for the set seconds; the rate the server receives.",
         "  The flows are one-way: netfilter's conntrack keeps such a flow NEW until it sees a reply, so",
@@ -330,6 +347,17 @@ def render(s, datapath_text, charts_rel, conntrack_text=None):
         "`cargo run --release --example bench_conntrack`, same run:",
         "",
         conntrack_md(conntrack_text),
+        "",
+        "## Scale: policy apply",
+        "",
+        "`scripts/bench/apply_bench.py` (the release `segfw` binary, a pin dir of its own, the programs",
+        "attached to a veth in a namespace; policies shaped like real ones: dual-stack segments, single",
+        "ports, port ranges, ICMP, inline CIDRs, world and `*`, one rule in eight a deny), same run.",
+        "`policy apply` is the whole command: read, validate, compile, fill new maps, swap, reset",
+        "counters. The first apply after a pause can take longer on this VM (the balloon driver hands",
+        "freed guest memory back to the host, and touching it again faults); medians hide that.",
+        "",
+        apply_md(apply_text),
         "",
         "## Through a veth pair, side by side",
         "",
@@ -354,6 +382,7 @@ def main():
     ap.add_argument("--summary", required=True)
     ap.add_argument("--datapath", required=True)
     ap.add_argument("--conntrack", help="output of bench_conntrack (the Scale section says 'not measured' without it)")
+    ap.add_argument("--apply", help="output of apply_bench.py (the Scale section says 'not measured' without it)")
     ap.add_argument("--charts-dir", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -365,12 +394,16 @@ def main():
     if args.conntrack:
         with open(args.conntrack) as f:
             conntrack_text = f.read()
+    apply_text = None
+    if args.apply:
+        with open(args.apply) as f:
+            apply_text = f.read()
     os.makedirs(args.charts_dir, exist_ok=True)
     chart_connrate(s, os.path.join(args.charts_dir, "connrate.png"))
     chart_ratios(s, os.path.join(args.charts_dir, "ratios.png"))
     rel = os.path.relpath(args.charts_dir, os.path.dirname(os.path.abspath(args.out)))
     with open(args.out, "w") as f:
-        f.write(render(s, datapath_text, rel, conntrack_text))
+        f.write(render(s, datapath_text, rel, conntrack_text, apply_text))
     print(f"report: wrote {args.out}, {args.charts_dir}/connrate.png, {args.charts_dir}/ratios.png")
 
 

@@ -55,6 +55,10 @@ echo "== conntrack scale: cargo run --release --example bench_conntrack"
 step $CARGO run --release --locked --quiet --example bench_conntrack > "$RUN/conntrack.txt"
 cat "$RUN/conntrack.txt"
 
+echo "== policy apply time and memory: scripts/bench/apply_bench.py"
+step "$PY" scripts/bench/apply_bench.py --bin "$BIN/segfw" --out "$RUN" > /dev/null
+cat "$RUN/apply.txt"
+
 echo "== side by side through a veth pair: scripts/bench/netbench.py"
 args=(run --bin-dir "$BIN" --out "$RUN")
 [ "${QUICK:-0}" = 1 ] && args+=(--quick)
@@ -64,7 +68,7 @@ args=(run --bin-dir "$BIN" --out "$RUN")
 step "$PY" scripts/bench/netbench.py "${args[@]}"
 
 echo "== report"
-cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RESULTS/"
+cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RUN/apply.txt" "$RESULTS/"
 "$PY" scripts/bench/report.py --summary "$RESULTS/summary.json" --datapath "$RESULTS/datapath.txt" \
-    --conntrack "$RESULTS/conntrack.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
+    --conntrack "$RESULTS/conntrack.txt" --apply "$RESULTS/apply.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
 echo "bench: raw data in $RUN; BENCHMARKS.md updated"
