@@ -2,6 +2,7 @@
 //!
 //! `check_file` = read (size and UTF-8 checked) -> `validate` (every error
 //! in the file, at its line:col) -> `compile` (pure) -> [`CheckedPolicy`].
+mod chunked;
 mod classes;
 pub mod compile;
 pub mod decode;
