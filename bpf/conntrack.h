@@ -166,23 +166,19 @@ static __always_inline struct segfw_flow_cache *flow_cache_slot(void)
 	return bpf_map_lookup_elem(&flow_cache, &zero);
 }
 
-/* This CPU's cache holds the flow, fresh and of the live generation.
- * Freshness is counted in jiffies, which the verifier inlines to a load. */
-static __always_inline int flow_cache_hit(const struct segfw_ct_key *key,
-					  const struct segfw_runtime *rt)
+/* This CPU's cache entry if it holds the flow, fresh and of the live
+ * generation, else NULL. Freshness is counted in jiffies, which the
+ * verifier inlines to a load. */
+static __always_inline struct segfw_flow_cache *flow_cache_hit(const struct segfw_ct_key *key,
+							       const struct segfw_runtime *rt)
 {
 	struct segfw_flow_cache *fc = flow_cache_slot();
 
-	return fc && fc->generation == rt->generation &&
-	       bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
-	       ct_key_eq(&fc->key, key);
-}
-
-static __always_inline __u32 flow_cache_rule(void)
-{
-	struct segfw_flow_cache *fc = flow_cache_slot();
-
-	return fc ? fc->rule_id : 0;
+	if (fc && fc->generation == rt->generation &&
+	    bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
+	    ct_key_eq(&fc->key, key))
+		return fc;
+	return NULL;
 }
 
 static __always_inline void flow_cache_store(const struct segfw_ct_key *key,

@@ -290,12 +290,16 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
 
 	src_is_lo = ct_key_of(&pkt, &key);
-	if (flow_cache_eligible(&pkt) && flow_cache_hit(&key, rt)) {
-		/* no clock read here: it would cost more than the rest of this path */
-		struct verdict fast = { .rule_id = flow_cache_rule(), .has_rule = 1, .ct_hit = 1,
-					.reason = SEGFW_PASS_ESTABLISHED };
+	if (flow_cache_eligible(&pkt)) {
+		struct segfw_flow_cache *fc = flow_cache_hit(&key, rt);
 
-		return finish(skb, explain, fast);
+		if (fc) {
+			/* no clock read here: it would cost more than the rest of this path */
+			struct verdict fast = { .rule_id = fc->rule_id, .has_rule = 1,
+						.ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
+
+			return finish(skb, explain, fast);
+		}
 	}
 
 	/* one coarse clock read per packet: see struct segfw_ct_value */
