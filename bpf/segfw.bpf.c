@@ -248,6 +248,26 @@ static __always_inline int related(struct __sk_buff *skb, const struct packet *p
 	return finish(skb, explain, v);
 }
 
+/* L2, L3 and (but for a later fragment) L4 headers into pkt, reading only
+ * the linear area. A reason: a drop, or SEGFW_PASS_NON_IP. A subprogram,
+ * so that the verifier checks it once although it may run twice. */
+static __noinline int parse_headers(struct __sk_buff *skb, struct packet *pkt, __u16 *eth_proto)
+{
+	int reason = parse_l2(skb, pkt, eth_proto);
+
+	if (reason)
+		return reason;
+	if (*eth_proto == ETH_P_IP)
+		reason = parse_ipv4(skb, pkt);
+	else if (*eth_proto == ETH_P_IPV6)
+		reason = parse_ipv6(skb, pkt);
+	else
+		return SEGFW_PASS_NON_IP;
+	if (reason || pkt->frag == FRAG_LATER)
+		return reason;
+	return parse_l4(skb, pkt);
+}
+
 static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 {
 	int explain = is_explain(skb);
@@ -260,25 +280,20 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	int reason, src_is_lo, from_orig;
 	__u64 now;
 
-	pull_headers(skb);
-	reason = parse_l2(skb, &pkt, &eth_proto);
-	if (reason)
-		return verdict_only(skb, explain, reason);
-	if (eth_proto == ETH_P_IP)
-		reason = parse_ipv4(skb, &pkt);
-	else if (eth_proto == ETH_P_IPV6)
-		reason = parse_ipv6(skb, &pkt);
-	else
-		return verdict_only(skb, explain, SEGFW_PASS_NON_IP);
+	reason = parse_headers(skb, &pkt, &eth_proto);
+	if (reason >= SEGFW_REASON_FIRST_DROP && headers_maybe_nonlinear(skb)) {
+		/* headers may reach into paged data: make them linear, read again */
+		pull_headers(skb);
+		__builtin_memset(&pkt, 0, sizeof(pkt));
+		reason = parse_headers(skb, &pkt, &eth_proto);
+	}
 	if (reason)
 		return verdict_only(skb, explain, reason);
 
 	if (pkt.frag == FRAG_LATER) {
 		reason = frag_recall(&pkt);
-	} else {
-		reason = parse_l4(skb, &pkt);
-		if (!reason && pkt.frag == FRAG_FIRST && !explain)
-			frag_remember(&pkt, bpf_ktime_get_coarse_ns());
+	} else if (pkt.frag == FRAG_FIRST && !explain) {
+		frag_remember(&pkt, bpf_ktime_get_coarse_ns());
 	}
 	if (reason)
 		return verdict_only(skb, explain, reason);

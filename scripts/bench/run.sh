@@ -67,8 +67,13 @@ args=(run --bin-dir "$BIN" --out "$RUN")
 [ -n "${SECS:-}" ] && args+=(--secs "$SECS")
 step "$PY" scripts/bench/netbench.py "${args[@]}"
 
+echo "== profile: segfw's BPF time under the connection-rate load (10k rules)"
+N_TOP=$(echo "${NS:-10,1000,10000}" | tr , '\n' | sort -n | tail -1)
+step scripts/bench/crr_profile.sh "$BIN" "$RUN/rules/segfw-$N_TOP.toml" > "$RUN/profile.txt"
+cat "$RUN/profile.txt"
+
 echo "== report"
-cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RUN/apply.txt" "$RESULTS/"
+cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RUN/apply.txt" "$RUN/profile.txt" "$RESULTS/"
 "$PY" scripts/bench/report.py --summary "$RESULTS/summary.json" --datapath "$RESULTS/datapath.txt" \
-    --conntrack "$RESULTS/conntrack.txt" --apply "$RESULTS/apply.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
+    --conntrack "$RESULTS/conntrack.txt" --apply "$RESULTS/apply.txt" --profile "$RESULTS/profile.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
 echo "bench: raw data in $RUN; BENCHMARKS.md updated"
