@@ -524,3 +524,39 @@ fn prefix_and_entry_limits_are_checked() {
     assert_eq!(e.kind, Kind::CapacityExceeded);
     assert!(e.message.contains("at most 8"), "{e}");
 }
+
+/// A policy large enough that its rules are checked on several threads:
+/// errors on either side of the split, and a name reused across it, are all
+/// reported at their lines, the duplicate naming the first use.
+#[test]
+fn errors_of_a_large_policy_are_found_on_every_thread() {
+    const RULES: usize = 40_000;
+    let mut src = String::from("version = 1\n[segments]\nweb = [\"10.0.1.0/24\"]\n");
+    // Three lines of head, then five per rule: rule i's [[rules]] line.
+    let line_of = |i: usize| 3 + 5 * (i - 1) + 1;
+    for i in 1..=RULES {
+        let name = match i {
+            5 | 38_000 => "twice".to_string(),
+            _ => format!("r{i}"),
+        };
+        let from = if i == 3 || i == 39_000 { "webb" } else { "web" };
+        src.push_str(&format!(
+            "[[rules]]\nname = \"{name}\"\nfrom = \"{from}\"\nto = \"*\"\naction = \"allow\"\n"
+        ));
+    }
+    let errors = errors_of(&src);
+    let got: Vec<(Kind, usize)> = errors.errors.iter().map(|e| (e.kind, e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            (Kind::UnknownSegment, line_of(3) + 2),
+            (Kind::DuplicateRuleName, line_of(38_000) + 1),
+            (Kind::UnknownSegment, line_of(39_000) + 2),
+        ],
+        "{errors}"
+    );
+    assert!(
+        errors.errors[1].message.contains("already used by rule 5"),
+        "{errors}"
+    );
+}

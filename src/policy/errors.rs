@@ -165,6 +165,7 @@ impl fmt::Display for PolicyErrors {
 impl std::error::Error for PolicyErrors {}
 
 /// Maps byte offsets of the source to 1-based line and column (in characters).
+#[derive(Clone)]
 pub(crate) struct LineIndex<'s> {
     src: &'s str,
     line_starts: Vec<usize>,
@@ -201,6 +202,15 @@ impl<'s> Collector<'s> {
     pub(crate) fn new(src: &'s str) -> Self {
         Self {
             index: LineIndex::new(src),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A collector of its own over the same source, for another thread;
+    /// its errors are appended to this one's by the caller.
+    pub(crate) fn fork(&self) -> Self {
+        Self {
+            index: self.index.clone(),
             errors: Vec::new(),
         }
     }

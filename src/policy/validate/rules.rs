@@ -76,13 +76,14 @@ pub(crate) fn check(
     };
     let mut rules = Vec::new();
     let mut first_use: HashMap<String, (u32, usize)> = HashMap::new();
-    for (index, item) in items.iter().enumerate() {
-        let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let Some(table) = item.table(c, RuleLabel { id, name: None }) else {
-            continue;
-        };
-        let (name, name_span, named) = rule_name(c, id, &table);
-        let line = c.at(&name_span).0;
+    for checked in check_each(c, &items, segments).into_iter().flatten() {
+        let Checked {
+            id,
+            name,
+            name_span,
+            line,
+            rule,
+        } = checked;
         if let Some(&(first, first_line)) = first_use.get(&name) {
             c.error(
                 Kind::DuplicateRuleName,
@@ -90,13 +91,84 @@ pub(crate) fn check(
                 format!("rule {id}: name \"{name}\" is already used by rule {first} (line {first_line}); rule names must be unique"),
             );
         } else {
-            first_use.insert(name.clone(), (id, line));
+            first_use.insert(name, (id, line));
         }
-        if let Some(rule) = check_rule(c, id, (name, named), &table, segments) {
-            rules.push(rule);
-        }
+        rules.extend(rule);
     }
     rules
+}
+
+/// What checking one `[[rules]]` table found; None if it is not a table.
+struct Checked {
+    id: u32,
+    name: String,
+    name_span: Span,
+    line: usize,
+    rule: Option<Rule>,
+}
+
+/// Rules per thread below which checking stays on one thread.
+const RULES_PER_THREAD: usize = 8192;
+
+/// Checks every table on its own, in order: split over the CPUs for large
+/// policies (each thread reports into its own collector; errors are sorted
+/// by position when reported, so the order they are found in is lost anyway).
+fn check_each(c: &mut Collector, items: &[Value], segments: &Segments) -> Vec<Option<Checked>> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cpus.min(items.len() / RULES_PER_THREAD).max(1);
+    if threads == 1 {
+        return check_range(c, items, 0, segments);
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let results: Vec<(Collector, Vec<Option<Checked>>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut own = c.fork();
+                scope.spawn(move || {
+                    let checked = check_range(&mut own, chunk, i * per_thread, segments);
+                    (own, checked)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("rule checking thread panicked"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for (own, checked) in results {
+        c.errors.extend(own.errors);
+        all.extend(checked);
+    }
+    all
+}
+
+/// Checks `items`, the tables from index `first` of the rules array.
+fn check_range(
+    c: &mut Collector,
+    items: &[Value],
+    first: usize,
+    segments: &Segments,
+) -> Vec<Option<Checked>> {
+    (first..)
+        .zip(items)
+        .map(|(index, item)| {
+            let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let table = item.table(c, RuleLabel { id, name: None })?;
+            let (name, name_span, named) = rule_name(c, id, &table);
+            let line = c.at(&name_span).0;
+            let rule = check_rule(c, id, (name.clone(), named), &table, segments);
+            Some(Checked {
+                id,
+                name,
+                name_span,
+                line,
+                rule,
+            })
+        })
+        .collect()
 }
 
 /// The rule's name (given, or `rule-<id>`), where to report it, and whether
