@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use libbpf_rs::{MapCore, MapHandle};
 
 use super::maps::{Maps, PinnedMap};
-use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX};
+use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX, SET_PINS};
 use super::{DatapathError, Result};
 use crate::policy::decode::meta_text;
 use crate::policy::image::{config_key, meta_entry, PolicyImage, RuntimeSettings};
@@ -461,10 +461,10 @@ pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
 const REPINNED: [&str; 6] = [
     ACTIVE_POLICY_PIN,
     ACTIVE_META_PIN,
-    "policy_a",
-    "meta_a",
-    "policy_b",
-    "meta_b",
+    SET_PINS[0].0,
+    SET_PINS[0].1,
+    SET_PINS[1].0,
+    SET_PINS[1].1,
 ];
 
 /// Repairs what [`damage`] reports. The caller holds the instance lock.
@@ -531,7 +531,7 @@ fn read_pending(maps: &Maps, set: usize) -> Result<Option<Pending>> {
 
 /// Removes set `set`'s pending record, if it has one.
 fn delete_pending(pins: &PinDir, set: usize) -> Result<()> {
-    let name = if set == 0 { "meta_a" } else { "meta_b" };
+    let name = SET_PINS[set].1;
     let path = pins.map(name);
     let map = MapHandle::from_pinned_path(&path)
         .map_err(|source| DatapathError::OpenPinned { path, source })?;
@@ -631,21 +631,12 @@ fn replace_set(
         fault_point("mid-fill");
         names.join().expect("meta fill thread panicked").and(filled)
     })?;
-    let (trie_pin, meta_pin) = set_pins(set);
+    let (trie_pin, meta_pin) = SET_PINS[set];
     trie.repin(&pins.map(trie_pin))?;
     meta.repin(&pins.map(meta_pin))?;
     maps.policy[set] = trie;
     maps.meta[set] = meta;
     Ok(())
-}
-
-/// The pins of set `set`'s trie and meta maps.
-fn set_pins(set: usize) -> (&'static str, &'static str) {
-    if set == 0 {
-        ("policy_a", "meta_a")
-    } else {
-        ("policy_b", "meta_b")
-    }
 }
 
 /// Applies `image` to a freshly loaded, unpinned datapath (BPF_PROG_TEST_RUN

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use plain::Plain;
 
-use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX};
+use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX, SET_PINS};
 use super::{DatapathError, Result};
 use crate::skel::types::{
     segfw_ct_key, segfw_ct_value, segfw_flow_cache, segfw_meta_key, segfw_meta_value,
@@ -371,12 +371,12 @@ impl Maps {
         type MV = segfw_meta_value;
         Ok(Maps {
             policy: [
-                PinnedMap::open::<PK, PV>(pins, "policy_a")?,
-                PinnedMap::open::<PK, PV>(pins, "policy_b")?,
+                PinnedMap::open::<PK, PV>(pins, SET_PINS[0].0)?,
+                PinnedMap::open::<PK, PV>(pins, SET_PINS[1].0)?,
             ],
             meta: [
-                PinnedMap::open::<MK, MV>(pins, "meta_a")?,
-                PinnedMap::open::<MK, MV>(pins, "meta_b")?,
+                PinnedMap::open::<MK, MV>(pins, SET_PINS[0].1)?,
+                PinnedMap::open::<MK, MV>(pins, SET_PINS[1].1)?,
             ],
             policy_outer: PinnedMap::open::<u32, u32>(pins, "policy_outer")?,
             runtime: PinnedMap::open::<u32, segfw_runtime>(pins, "runtime")?,

@@ -33,6 +33,9 @@ pub const MAP_NAMES: [&str; 13] = [
     "ratelimit",
 ];
 
+/// (trie, meta) pins of policy set A (index 0) and B (index 1).
+pub const SET_PINS: [(&str, &str); 2] = [("policy_a", "meta_a"), ("policy_b", "meta_b")];
+
 /// Second pins of the active policy set, re-pinned at each apply.
 pub const ACTIVE_POLICY_PIN: &str = "policy";
 pub const ACTIVE_META_PIN: &str = "meta";
