@@ -53,7 +53,7 @@ pub fn list(pins: &PinDir) -> Result<Vec<Flow>> {
 pub fn flush(pins: &PinDir, _lock: &PinLock) -> Result<usize> {
     let flushed = open_conntrack(pins)?.clear()?;
     // Each CPU's flow cache may still hold a flushed flow: forget it too.
-    open_flow_cache(pins)?.zero_percpu(0)?;
+    open_flow_cache(pins)?.zero_percpu(&[0])?;
     Ok(flushed)
 }
 

@@ -6,7 +6,6 @@
 //! then. Per-reason counters count since the datapath was loaded.
 use std::collections::BTreeSet;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
@@ -14,7 +13,7 @@ use super::decode::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
 use super::events::live_rule_names;
 use super::maps::{open_reason_stats, open_rule_stats, Maps, PinnedMap};
 use super::pins::PinDir;
-use super::{DatapathError, Result};
+use super::Result;
 use crate::policy::image::PolicyImage;
 use crate::skel::types::{segfw_key_kind, segfw_ratelimit, segfw_reason, segfw_rule_stats};
 
@@ -139,16 +138,6 @@ fn events_suppressed(pins: &PinDir) -> Result<u64> {
 /// Called by `policy apply` right after the swap; packets decided in
 /// between are not counted, which errs towards "unused".
 pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
-    let path = pins.map("rule_stats");
-    let map = MapHandle::from_pinned_path(&path)
-        .map_err(|source| DatapathError::OpenPinned { path, source })?;
-    let io = |op: &'static str| {
-        move |source| DatapathError::MapIo {
-            map: "rule_stats".to_string(),
-            op,
-            source,
-        }
-    };
     let rule_kind = segfw_key_kind::SEGFW_KIND_RULE.0;
     let ids: Vec<u32> = image
         .meta
@@ -157,56 +146,7 @@ pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
         .map(|(key, _)| key.id)
         .chain([RULE_DEFAULT, RULE_FAILSAFE])
         .collect();
-    zero_percpu_batch(&map, &ids).map_err(io("zero"))
-}
-
-/// Zeroes `ids` of a per-CPU array on every CPU: in batches (one syscall
-/// per few thousand ids; 100k single updates took ~250 ms), or one id at a
-/// time where the kernel has no batch update for arrays.
-fn zero_percpu_batch(map: &MapHandle, ids: &[u32]) -> libbpf_rs::Result<()> {
-    const BATCH: usize = 4096;
-    let cpus = libbpf_rs::num_possible_cpus()?;
-    // The kernel lays out per-CPU values 8-byte aligned, one per CPU.
-    let stride = (map.value_size() as usize).next_multiple_of(8);
-    let zeros = vec![0u8; BATCH * cpus * stride];
-    for chunk in ids.chunks(BATCH) {
-        if update_percpu_batch(map, chunk, &zeros[..chunk.len() * cpus * stride]).is_err() {
-            let one = vec![vec![0u8; map.value_size() as usize]; cpus];
-            for id in chunk {
-                map.update_percpu(&id.to_ne_bytes(), &one, MapFlags::ANY)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// BPF_MAP_UPDATE_BATCH on a per-CPU map: `values` holds, per key, one
-/// 8-byte-aligned value per possible CPU. (libbpf-rs's update_batch checks
-/// for one value per key, so it refuses per-CPU maps.)
-fn update_percpu_batch(map: &MapHandle, keys: &[u32], values: &[u8]) -> std::io::Result<()> {
-    use std::os::fd::{AsFd, AsRawFd};
-    let opts = libbpf_sys::bpf_map_batch_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_map_batch_opts>() as _,
-        ..Default::default()
-    };
-    let mut count = keys.len() as u32;
-    // SAFETY: `keys` holds `count` u32 keys (the map's key size) and the
-    // caller sizes `values` as count * CPUs * aligned value size, the
-    // layout the kernel reads for per-CPU maps; both outlive the call and
-    // the kernel only reads them.
-    let ret = unsafe {
-        libbpf_sys::bpf_map_update_batch(
-            map.as_fd().as_raw_fd(),
-            keys.as_ptr().cast(),
-            values.as_ptr().cast(),
-            &mut count,
-            &opts,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::from_raw_os_error(-ret));
-    }
-    Ok(())
+    open_rule_stats(pins)?.zero_percpu(&ids)
 }
 
 fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
