@@ -1,61 +1,147 @@
 #!/usr/bin/env bash
-# Where segfw's time goes under the connection-rate load: segfw attached to
-# one veth of a fresh namespace pair with the N-rule policy of netbench, the
-# parallel crr load for SECS seconds, and the kernel's own accounting of the
-# programs (kernel.bpf_stats_enabled): runs and ns per run, per direction,
-# and BPF time per connection. Run by `make bench`; root only.
+# Where the filter's time goes under the connection-rate load, for segfw and
+# for the nftables set ruleset of the same N: each on a fresh veth pair
+# with the parallel crr load for SECS seconds.
+#  - segfw: the kernel's own accounting of the programs
+#    (kernel.bpf_stats_enabled): runs and ns per run, per direction.
+#  - both: a system-wide perf profile (cpu-clock, call graphs) of the middle
+#    of the load, giving the CPU share spent inside the filter's entry
+#    points, callees included (segfw's two programs; nf_hook_slow for
+#    nftables), and from it the filter's CPU time per connection.
+# The rate ratios of netbench cannot resolve costs of 1-3% of a connection;
+# these can. Run by `make bench`; root only. Without perf, only the segfw
+# accounting is reported.
 #
-#   crr_profile.sh BIN_DIR POLICY.toml [SECS] [PARALLEL]
+#   crr_profile.sh BIN_DIR RULES_DIR N [SECS] [PARALLEL]
+#     RULES_DIR holds netbench's segfw-N.toml and nft-set-N.nft
 set -euo pipefail
-BIN=$1 POLICY=$2 SECS=${3:-5} PARALLEL=${4:-16}
+BIN=$1 RULES=$2 N=$3 SECS=${4:-5} PARALLEL=${5:-16}
 PIN=/sys/fs/bpf/segfw-bench-profile SRV=segfw-prof-srv CLI=segfw-prof-cli
+WORK=$(mktemp -d)
 server=
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null || true
+teardown() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+    server=
     sysctl -qw kernel.bpf_stats_enabled=0 || true
     "$BIN/segfw" --pin-dir "$PIN" uninstall >/dev/null 2>&1 || true
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$CLI" 2>/dev/null || true
 }
-trap cleanup EXIT
-cleanup
+trap 'teardown; rm -rf "$WORK"' EXIT
 ns() { local n=$1; shift; nsenter --net="/run/netns/$n" "$@"; }
 
-ip netns add "$SRV"
-ip netns add "$CLI"
-ip link add sprof0 netns "$SRV" type veth peer name sprof1 netns "$CLI"
-ip -n "$SRV" addr add 10.98.0.1/24 dev sprof0
-ip -n "$CLI" addr add 10.98.0.2/24 dev sprof1
-for n in "$SRV" "$CLI"; do ip -n "$n" link set lo up; done
-ip -n "$SRV" link set sprof0 up
-ip -n "$CLI" link set sprof1 up
-ns "$CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
-ns "$CLI" ping -c1 -W2 10.98.0.1 >/dev/null
-ns "$SRV" "$BIN/segfw" --pin-dir "$PIN" attach sprof0 --policy "$POLICY" >/dev/null
-ns "$SRV" taskset -c 1 "$BIN/examples/crr" server 10.98.0.1:7000 "$PARALLEL" &
-server=$!
-sleep 0.5
+# A fresh namespace pair and a crr server (nsenter execs, so $server is
+# the server itself and the kill reaches it).
+setup() {
+    teardown
+    ip netns add "$SRV"
+    ip netns add "$CLI"
+    ip link add sprof0 netns "$SRV" type veth peer name sprof1 netns "$CLI"
+    ip -n "$SRV" addr add 10.98.0.1/24 dev sprof0
+    ip -n "$CLI" addr add 10.98.0.2/24 dev sprof1
+    for n in "$SRV" "$CLI"; do ip -n "$n" link set lo up; done
+    ip -n "$SRV" link set sprof0 up
+    ip -n "$CLI" link set sprof1 up
+    ns "$CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+    ns "$CLI" ping -c1 -W2 10.98.0.1 >/dev/null
+}
+start_server() {
+    nsenter --net="/run/netns/$SRV" taskset -c 1 "$BIN/examples/crr" server 10.98.0.1:7000 "$PARALLEL" &
+    server=$!
+    sleep 0.5
+}
 
+# Runs the load; with perf, profiles its middle SECS-2 seconds into
+# $WORK/NAME.perf and writes the entry points' shares to $WORK/NAME.shares.
+load() {
+    local name=$1 window=$((SECS > 3 ? SECS - 2 : 1)) profiler=
+    if command -v perf >/dev/null; then
+        (sleep 1; perf record -q -a -g -F 999 -o "$WORK/$name.perf" -- sleep "$window" >/dev/null 2>&1) &
+        profiler=$!
+    fi
+    ns "$CLI" taskset -c 0 "$BIN/examples/crr" client 10.98.0.1:7000 "$SECS" "$PARALLEL" > "$WORK/$name.load"
+    [ -z "$profiler" ] || wait "$profiler"
+    if [ -f "$WORK/$name.perf" ]; then
+        echo "$window" > "$WORK/$name.window"
+        perf report -i "$WORK/$name.perf" --children --sort sym -g none --stdio 2>/dev/null \
+            > "$WORK/$name.shares" || true
+    fi
+}
+
+setup
+ns "$SRV" "$BIN/segfw" --pin-dir "$PIN" attach sprof0 --policy "$RULES/segfw-$N.toml" >/dev/null
+start_server
 sysctl -qw kernel.bpf_stats_enabled=1
-load=$(ns "$CLI" taskset -c 0 "$BIN/examples/crr" client 10.98.0.1:7000 "$SECS" "$PARALLEL")
+load segfw
 sysctl -qw kernel.bpf_stats_enabled=0
+bpftool -j prog show pinned "$PIN/progs/ingress" > "$WORK/ingress.json"
+bpftool -j prog show pinned "$PIN/progs/egress" > "$WORK/egress.json"
 
-stats() { bpftool -j prog show pinned "$PIN/progs/$1"; }
-/usr/bin/python3 - "$load" "$(stats ingress)" "$(stats egress)" <<'PY'
-import json, os, sys
-load, progs = json.loads(sys.argv[1]), [json.loads(a) for a in sys.argv[2:]]
-conns = load["conns"]
-print(f"{conns:,} connections in {load['secs']:.1f} s ({load['per_sec']:,.0f}/s, {load['parallel']} clients)")
+setup
+ns "$SRV" nft -f "$RULES/nft-set-$N.nft"
+start_server
+load nft-set
+teardown
+
+/usr/bin/python3 - "$WORK" "$N" <<'PY'
+import json, os, re, sys
+work, n = sys.argv[1], sys.argv[2]
+cpus = os.cpu_count()
+
+def read(name):
+    path = os.path.join(work, name)
+    return open(path).read() if os.path.exists(path) else None
+
+def children_pct(shares, pattern):
+    """Sum of the 'children' column (self + callees) of the matching symbols."""
+    total = 0.0
+    for line in shares.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+[\d.]+%\s+\[k\]\s+(\S+)", line)
+        if m and re.fullmatch(pattern, m.group(2)):
+            total += float(m.group(1))
+    return total
+
+seg = json.loads(read("segfw.load"))
+nft = json.loads(read("nft-set.load"))
+print(f"{int(n):,} rules; {seg['parallel']} parallel clients, {seg['secs']:.0f} s per filter.")
+print()
+print("segfw, kernel accounting (`kernel.bpf_stats_enabled`, which adds two clock reads per run):")
 print()
 print("| program | runs | runs per connection | ns per run |")
 print("|---|--:|--:|--:|")
 total = 0
-for name, p in zip(("ingress", "egress"), progs):
+for name in ("ingress", "egress"):
+    p = json.loads(read(f"{name}.json"))
     runs, ns = p.get("run_cnt", 0), p.get("run_time_ns", 0)
     total += ns
-    print(f"| segfw {name} | {runs:,} | {runs / conns:.1f} | {ns / max(runs, 1):.0f} |")
+    print(f"| segfw {name} | {runs:,} | {runs / seg['conns']:.1f} | {ns / max(runs, 1):.0f} |")
 print()
-cpus = os.cpu_count()
-print(f"segfw BPF time per connection: {total / conns / 1000:.1f} µs "
-      f"({total / 1e9 / load['secs'] / cpus:.1%} of the {cpus} CPUs; kernel.bpf_stats_enabled adds two clock reads per run)")
+print(f"segfw BPF time per connection: {total / seg['conns'] / 1000:.1f} µs "
+      f"({total / 1e9 / seg['secs'] / cpus:.1%} of the {cpus} CPUs) at {seg['per_sec']:,.0f} connections/s")
+print()
+
+rows = []
+for label, load, name, pattern, entry in (
+    ("segfw", seg, "segfw", r"bpf_prog_\w+_segfw_(ingress|egress)", "its two tcx programs"),
+    ("nftables (set)", nft, "nft-set", r"nf_hook_slow", "nf_hook_slow"),
+):
+    shares, window = read(f"{name}.shares"), read(f"{name}.window")
+    if not shares or not window:
+        continue
+    pct = children_pct(shares, pattern)
+    conns = load["per_sec"] * float(window)
+    us = pct / 100 * cpus * float(window) / conns * 1e6
+    rows.append((label, entry, load["per_sec"], pct, us))
+if rows:
+    print("Both filters, system-wide perf profile (cpu-clock, call graphs) of the middle of the load:")
+    print()
+    print("| filter | entry point (callees included) | connections/s | share of the CPUs | filter CPU per connection |")
+    print("|---|---|--:|--:|--:|")
+    for label, entry, rate, pct, us in rows:
+        print(f"| {label} | {entry} | {rate:,.0f} | {pct:.2f}% | {us:.1f} µs |")
+    if len(rows) == 2 and rows[1][4] > 0:
+        print()
+        print(f"segfw / nftables set, filter CPU per connection: {rows[0][4] / rows[1][4]:.2f}x")
+else:
+    print("perf not found: no profile of the nftables set for comparison.")
 PY

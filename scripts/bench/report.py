@@ -180,7 +180,13 @@ def verdict(ok):
     return {True: "met", False: "**not met**", None: "not measured"}[ok]
 
 
-def targets(s, datapath_text, conntrack_text=None, apply_text=None):
+def parse_profile_cpu_ratio(text):
+    """segfw's filter CPU per connection over the nftables set's, from crr_profile.sh."""
+    m = re.search(r"segfw / nftables set, filter CPU per connection: ([\d.]+)x", text or "")
+    return float(m.group(1)) if m else None
+
+
+def targets(s, datapath_text, conntrack_text=None, apply_text=None, profile_text=None):
     meta, res = s["meta"], s["results"]
     rows = []
     for family in ("", "IPv6"):
@@ -223,12 +229,22 @@ def targets(s, datapath_text, conntrack_text=None, apply_text=None):
     if nft:
         worst = min(r for _, r in nft)
         txt = ", ".join(f"{r:.2f}x {s['labels'][c]}" for c, r in nft) + f" at {at}"
+        cpu = parse_profile_cpu_ratio(profile_text)
+        if cpu:
+            txt += f"; filter CPU per connection, segfw / nftables set: {cpu:.2f}x (profile)"
         rows.append(("veth: connection rate with 10k rules >= nftables with sets", txt, verdict(worst >= 1.0 if n_top >= 10000 else None)))
     if meta["quick"]:
         rows = [(a, b, c + " (quick run: not conclusive)" if c != "not measured" else c) for a, b, c in rows]
     lines = ["| DESIGN §5 target | measured | |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
+
+
+def tcp_secs(meta):
+    """How long iperf3 ran (older summaries ran it for the rate's secs)."""
+    if "tcp_secs" not in meta:
+        return f"{meta['secs']:g} s"
+    return f"{meta['tcp_secs']:g} s (after a 1 s warm-up)"
 
 
 def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None, profile_text=None):
@@ -251,7 +267,7 @@ def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None, p
         "",
         "## DESIGN §5 targets",
         "",
-        targets(s, datapath_text, conntrack_text, apply_text),
+        targets(s, datapath_text, conntrack_text, apply_text, profile_text),
         "",
         "## Machine",
         "",
@@ -259,7 +275,8 @@ def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None, p
         f"- kernel {m['kernel']}; load average at start {' '.join(m['loadavg_at_start'])}",
         f"- {m['iptables']}; {m['nft']}; {m['iperf3']}",
         f"- run {meta['date']}: {meta['rounds']} round(s), N = {', '.join(f'{n:,}' for n in meta['ns'])},"
-        f" {meta['secs']:g} s per throughput/rate measurement, {meta['ping_count']} pings, {meta['udp_flows']:,} UDP flows,"
+        f" {meta['secs']:g} s per rate measurement, {tcp_secs(meta)} of TCP throughput, {meta['ping_count']} pings,"
+        f" {meta['udp_flows']:,} UDP flows,"
         f" shuffle seed {meta['seed']}",
         "",
         "## How to run",
@@ -370,12 +387,14 @@ def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None, p
     for metric in s["metrics"]:
         out += [f"### {s['metrics'][metric]['label']}", "", metric_table(s, metric), ""]
     out += [
-        "## Profile: segfw under the connection-rate load",
+        "## Profile: the filters under the connection-rate load",
         "",
-        "`scripts/bench/crr_profile.sh`: segfw with the largest N's policy on a fresh veth pair, the same",
-        "parallel crr load, and the kernel's own accounting of the programs (`kernel.bpf_stats_enabled`),",
-        "same run. It tells how much of a connection's CPU is segfw's, which the rate ratios above",
-        "cannot resolve below their noise.",
+        "`scripts/bench/crr_profile.sh`: segfw, then the nftables set ruleset, each with the largest N's",
+        "rules on a fresh veth pair under the same parallel crr load. For segfw, the kernel's own",
+        "accounting of the programs (`kernel.bpf_stats_enabled`); for both, a system-wide perf profile",
+        "(cpu-clock with call graphs) of the middle of the load, from which the CPU spent inside each",
+        "filter's entry point, callees included, per connection. It tells how much of a connection's",
+        "CPU is the filter's, which the rate ratios above cannot resolve below their noise.",
         "",
         profile_text.strip() if profile_text else "Not measured in this run.",
         "",
