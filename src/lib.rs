@@ -3,6 +3,7 @@ pub mod cli;
 pub mod daemon;
 pub mod datapath;
 pub mod error;
+pub mod parallel;
 pub mod policy;
 pub mod skel;
 

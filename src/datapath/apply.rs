@@ -16,7 +16,10 @@ use crate::policy::decode::meta_text;
 use crate::policy::image::{config_key, meta_entry, PolicyImage, RuntimeSettings};
 use crate::policy::CheckedPolicy;
 use crate::skel::bytes_of;
-use crate::skel::types::{segfw_key_kind, segfw_meta_key, segfw_policy_value, segfw_runtime};
+use crate::skel::types::{
+    segfw_key_kind, segfw_meta_key, segfw_meta_value, segfw_policy_key, segfw_policy_value,
+    segfw_runtime,
+};
 
 /// meta CONFIG ids (bpf/segfw_shared.h, struct segfw_meta_key).
 pub const META_CONFIG_SHA256: u32 = 0;
@@ -614,7 +617,7 @@ fn replace_set(
     image: &PolicyImage,
     source: &str,
     sha256: &str,
-    extra: &[(segfw_meta_key, crate::skel::types::segfw_meta_value)],
+    extra: &[(segfw_meta_key, segfw_meta_value)],
 ) -> Result<()> {
     let mut trie = maps.policy[set].empty_twin()?;
     let mut meta = maps.meta[set].empty_twin()?;
@@ -624,19 +627,54 @@ fn replace_set(
     names.push(meta_entry(config, META_CONFIG_SHA256, sha256));
     names.push(meta_entry(config, META_CONFIG_PATH, source));
     names.extend_from_slice(extra);
-    // Two maps, two threads: the kernel locks each map on its own.
-    std::thread::scope(|scope| {
-        let names = scope.spawn(|| meta.put_all(&names));
-        let filled = trie.put_all(&image.trie);
-        fault_point("mid-fill");
-        names.join().expect("meta fill thread panicked").and(filled)
-    })?;
+    fill_in_parallel(&trie, &image.trie, &meta, &names)?;
     let (trie_pin, meta_pin) = SET_PINS[set];
     trie.repin(&pins.map(trie_pin))?;
     meta.repin(&pins.map(meta_pin))?;
     maps.policy[set] = trie;
     maps.meta[set] = meta;
     Ok(())
+}
+
+/// One piece of a set's fill, small enough that threads share it evenly.
+enum Fill<'a> {
+    Trie(&'a [(segfw_policy_key, segfw_policy_value)]),
+    Meta(&'a [(segfw_meta_key, segfw_meta_value)]),
+}
+
+/// Entries per piece of a fill: one batch syscall each.
+const FILL_PIECE: usize = 4096;
+
+/// Writes both maps of a set on every CPU. The trie's lock serializes its
+/// inserts only in part (each insert's syscall work, copying and allocation
+/// run outside it), and the meta hash locks per bucket; pieces of the two
+/// alternate so that one thread fills the trie while another fills meta.
+fn fill_in_parallel(
+    trie: &PinnedMap,
+    trie_entries: &[(segfw_policy_key, segfw_policy_value)],
+    meta: &PinnedMap,
+    meta_entries: &[(segfw_meta_key, segfw_meta_value)],
+) -> Result<()> {
+    let mut tries = trie_entries.chunks(FILL_PIECE).map(Fill::Trie);
+    let mut metas = meta_entries.chunks(FILL_PIECE).map(Fill::Meta);
+    let mut pieces = Vec::new();
+    loop {
+        let (t, m) = (tries.next(), metas.next());
+        if t.is_none() && m.is_none() {
+            break;
+        }
+        pieces.extend(t.into_iter().chain(m));
+    }
+    crate::parallel::map(&pieces, |piece| match piece {
+        Fill::Trie(entries) => {
+            let written = trie.put_all(entries);
+            fault_point("mid-fill");
+            written
+        }
+        Fill::Meta(entries) => meta.put_all(entries),
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Applies `image` to a freshly loaded, unpinned datapath (BPF_PROG_TEST_RUN

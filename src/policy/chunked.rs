@@ -10,8 +10,6 @@
 //! defined by two pieces, `rules` in the head) or any piece fails to parse,
 //! this gives up and the caller parses the whole document, which then gives
 //! the same tree or the right error.
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use super::raw::{parse_whole, Key, Node, Raw};
 
@@ -60,32 +58,18 @@ fn piece_bounds(src: &str) -> Option<Vec<usize>> {
 }
 
 /// Every piece's root entries with file spans, in piece order (None if one
-/// fails), parsed by one thread per CPU.
+/// fails), parsed on every CPU.
 fn parse_all(pieces: &[(usize, &str)]) -> Option<Vec<Entries>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Entries>>> = Mutex::new(vec![None; pieces.len()]);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(pieces.len()) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(offset, text)) = pieces.get(index) else {
-                    return;
-                };
-                let mut entries = parse_whole(text).ok();
-                for (key, node) in entries.iter_mut().flatten() {
-                    shift_key(key, offset);
-                    shift(node, offset);
-                }
-                results.lock().expect("no parser thread panics")[index] = entries;
-            });
+    crate::parallel::map(pieces, |&(offset, text)| {
+        let mut entries = parse_whole(text).ok()?;
+        for (key, node) in entries.iter_mut() {
+            shift_key(key, offset);
+            shift(node, offset);
         }
-    });
-    results
-        .into_inner()
-        .expect("no parser thread panics")
-        .into_iter()
-        .collect()
+        Some(entries)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The head's entries, then each piece's: every key once, except `rules`,

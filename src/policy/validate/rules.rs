@@ -114,28 +114,22 @@ const RULES_PER_THREAD: usize = 8192;
 /// policies (each thread reports into its own collector; errors are sorted
 /// by position when reported, so the order they are found in is lost anyway).
 fn check_each(c: &mut Collector, items: &[Value], segments: &Segments) -> Vec<Option<Checked>> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cpus.min(items.len() / RULES_PER_THREAD).max(1);
+    let threads = crate::parallel::cpus()
+        .min(items.len() / RULES_PER_THREAD)
+        .max(1);
     if threads == 1 {
         return check_range(c, items, 0, segments);
     }
     let per_thread = items.len().div_ceil(threads);
-    let results: Vec<(Collector, Vec<Option<Checked>>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(per_thread)
-            .enumerate()
-            .map(|(i, chunk)| {
-                let mut own = c.fork();
-                scope.spawn(move || {
-                    let checked = check_range(&mut own, chunk, i * per_thread, segments);
-                    (own, checked)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("rule checking thread panicked"))
-            .collect()
+    let slices: Vec<(usize, &[Value])> = (0..)
+        .step_by(per_thread)
+        .zip(items.chunks(per_thread))
+        .collect();
+    let base: &Collector = c;
+    let results = crate::parallel::map(&slices, |&(first, slice)| {
+        let mut own = base.fork();
+        let checked = check_range(&mut own, slice, first, segments);
+        (own, checked)
     });
     let mut all = Vec::with_capacity(items.len());
     for (own, checked) in results {
