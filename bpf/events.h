@@ -37,9 +37,20 @@ static __always_inline void count_suppressed(void)
 		rl->suppressed++;
 }
 
-static __always_inline void emit_event(struct __sk_buff *skb, const struct packet *pkt,
-				       const struct segfw_runtime *rt, __u64 now, __u8 kind,
-				       __u8 direction, __u32 rule_id, __u8 reason, __u8 verdict)
+/* What an event reports beyond the packet. */
+struct event_what {
+	__u32 rule_id;
+	__u8 kind;      /* enum segfw_event_kind */
+	__u8 direction; /* enum segfw_direction */
+	__u8 reason;
+	__u8 verdict;   /* enum segfw_action */
+};
+
+/* A subprogram, not inlined: events are rare (and rate-limited), and four
+ * inlined copies made the program's hot code larger. */
+static __noinline void write_event(struct __sk_buff *skb, const struct packet *pkt,
+				   const struct segfw_runtime *rt, __u64 now,
+				   const struct event_what *what)
 {
 	struct segfw_event *ev;
 
@@ -56,14 +67,29 @@ static __always_inline void emit_event(struct __sk_buff *skb, const struct packe
 	ev->sport = pkt->sport;
 	ev->dport = pkt->dport;
 	ev->ifindex = skb->ifindex;
-	ev->rule_id = rule_id;
+	ev->rule_id = what->rule_id;
 	ev->proto = pkt->proto;
-	ev->kind = kind;
-	ev->direction = direction;
-	ev->reason = reason;
-	ev->verdict = verdict;
+	ev->kind = what->kind;
+	ev->direction = what->direction;
+	ev->reason = what->reason;
+	ev->verdict = what->verdict;
 	__builtin_memset(ev->reserved, 0, sizeof(ev->reserved));
 	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void emit_event(struct __sk_buff *skb, const struct packet *pkt,
+				       const struct segfw_runtime *rt, __u64 now, __u8 kind,
+				       __u8 direction, __u32 rule_id, __u8 reason, __u8 verdict)
+{
+	struct event_what what = {
+		.rule_id = rule_id,
+		.kind = kind,
+		.direction = direction,
+		.reason = reason,
+		.verdict = verdict,
+	};
+
+	write_event(skb, pkt, rt, now, &what);
 }
 
 static __always_inline void count_reason(__u32 reason)

@@ -87,7 +87,7 @@ static __always_inline void consider(struct segfw_policy_value *v, struct decisi
 }
 
 /* Decides a new flow. Returns 0 if no policy is applied yet. */
-static __always_inline int decide(void *trie, const struct flow *f, struct decision *d)
+static __noinline int decide(void *trie, const struct flow *f, struct decision *d)
 {
 	struct segfw_policy_value *cfg = policy_config(trie);
 	__u32 src_seg, dst_seg;

@@ -248,9 +248,36 @@ static __always_inline int related(struct __sk_buff *skb, const struct packet *p
 	return finish(skb, explain, v);
 }
 
+/* A packet of a flow conntrack knows: re-decided if the policy changed
+ * since, then its state advanced and the flow cache primed. */
+static __always_inline int tracked(struct __sk_buff *skb, const struct packet *pkt,
+				   struct segfw_ct_value *ct, const struct segfw_ct_key *key,
+				   int src_is_lo, int from_orig, const struct segfw_runtime *rt,
+				   __u64 now, __u8 dir, int explain)
+{
+	struct verdict v = { .now = now, .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
+
+	if (ct->generation != rt->generation &&
+	    !ct_recheck(skb, pkt, ct, key, from_orig, rt, now, dir, explain, &v)) {
+		v.ct_hit = 1;
+		return finish(skb, explain, v);
+	}
+	if (!explain) {
+		if (pkt->proto == IPPROTO_TCP)
+			ct_track_tcp(ct, pkt, from_orig, src_is_lo);
+		ct->last_seen_ns = now;
+		if (flow_cache_eligible(pkt) &&
+		    (ct->state == SEGFW_CT_ESTABLISHED || ct->state == SEGFW_CT_OPEN))
+			flow_cache_store(key, ct);
+	}
+	v.rule_id = ct->rule_id;
+	v.has_rule = 1;
+	return finish(skb, explain, v);
+}
+
 /* L2, L3 and (but for a later fragment) L4 headers into pkt, reading only
- * the linear area. A reason: a drop, or SEGFW_PASS_NON_IP. Inlined at both
- * calls: as a subprogram the call alone cost the established path ~12 ns. */
+ * the linear area. A reason: a drop, or SEGFW_PASS_NON_IP. Inlined in
+ * process: as a subprogram the call alone cost the established path ~12 ns. */
 static __always_inline int parse_headers(struct __sk_buff *skb, struct packet *pkt, __u16 *eth_proto)
 {
 	int reason = parse_l2(skb, pkt, eth_proto);
@@ -268,6 +295,16 @@ static __always_inline int parse_headers(struct __sk_buff *skb, struct packet *p
 	return parse_l4(skb, pkt);
 }
 
+/* Headers may reach into paged data: makes them linear and reads them
+ * again. Rare, so a subprogram: a second inlined parser would only make the
+ * program's hot code larger. */
+static __noinline int parse_pulled(struct __sk_buff *skb, struct packet *pkt, __u16 *eth_proto)
+{
+	pull_headers(skb);
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	return parse_headers(skb, pkt, eth_proto);
+}
+
 static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 {
 	int explain = is_explain(skb);
@@ -277,16 +314,12 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	struct segfw_ct_value *ct;
 	__u16 eth_proto = 0;
 	__u32 zero = 0;
-	int reason, src_is_lo, from_orig;
+	int reason, src_is_lo, from_orig, may_track;
 	__u64 now;
 
 	reason = parse_headers(skb, &pkt, &eth_proto);
-	if (reason >= SEGFW_REASON_FIRST_DROP && headers_maybe_nonlinear(skb)) {
-		/* headers may reach into paged data: make them linear, read again */
-		pull_headers(skb);
-		__builtin_memset(&pkt, 0, sizeof(pkt));
-		reason = parse_headers(skb, &pkt, &eth_proto);
-	}
+	if (reason >= SEGFW_REASON_FIRST_DROP && headers_maybe_nonlinear(skb))
+		reason = parse_pulled(skb, &pkt, &eth_proto);
 	if (reason)
 		return verdict_only(skb, explain, reason);
 
@@ -322,33 +355,17 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (pkt.is_icmp_error)
 		return related(skb, &pkt, rt, now, explain);
 
+	may_track = pkt.frag != FRAG_LATER;
 	ct = bpf_map_lookup_elem(&conntrack, &key);
-	if (!ct || ct_expired(ct, pkt.proto, rt, now))
-		return new_flow(skb, &pkt, &key, src_is_lo, pkt.frag != FRAG_LATER, rt, now,
-				dir, explain);
-
-	from_orig = src_is_lo == !!(ct->flags & SEGFW_CT_ORIG_IS_LO);
-	if (is_reverse_request(&pkt, from_orig))
-		return new_flow(skb, &pkt, &key, src_is_lo, 0, rt, now, dir, explain);
-
-	struct verdict v = { .now = now, .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
-
-	if (ct->generation != rt->generation &&
-	    !ct_recheck(skb, &pkt, ct, &key, from_orig, rt, now, dir, explain, &v)) {
-		v.ct_hit = 1;
-		return finish(skb, explain, v);
+	if (ct && !ct_expired(ct, pkt.proto, rt, now)) {
+		from_orig = src_is_lo == !!(ct->flags & SEGFW_CT_ORIG_IS_LO);
+		if (!is_reverse_request(&pkt, from_orig))
+			return tracked(skb, &pkt, ct, &key, src_is_lo, from_orig, rt, now, dir,
+				       explain);
+		may_track = 0; /* decided as a flow of its own, riding nothing */
 	}
-	if (!explain) {
-		if (pkt.proto == IPPROTO_TCP)
-			ct_track_tcp(ct, &pkt, from_orig, src_is_lo);
-		ct->last_seen_ns = now;
-		if (flow_cache_eligible(&pkt) &&
-		    (ct->state == SEGFW_CT_ESTABLISHED || ct->state == SEGFW_CT_OPEN))
-			flow_cache_store(&key, ct);
-	}
-	v.rule_id = ct->rule_id;
-	v.has_rule = 1;
-	return finish(skb, explain, v);
+	/* one call site: new_flow is the largest inlined part of the program */
+	return new_flow(skb, &pkt, &key, src_is_lo, may_track, rt, now, dir, explain);
 }
 
 SEC("tcx/ingress")
