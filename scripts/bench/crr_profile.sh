@@ -143,5 +143,5 @@ if rows:
         print()
         print(f"segfw / nftables set, filter CPU per connection: {rows[0][4] / rows[1][4]:.2f}x")
 else:
-    print("perf not found: no profile of the nftables set for comparison.")
+    print("No perf profile (perf missing or failed): no comparison with the nftables set.")
 PY
