@@ -465,23 +465,25 @@ static __always_inline int parse_l2(struct __sk_buff *skb, struct packet *pkt, _
 	return SEGFW_REASON_NONE;
 }
 
-/* Whether the first SEGFW_PULL_LEN bytes (or the whole packet, if
- * shorter) are not all in the linear area, where the parser reads. */
-static __always_inline int headers_maybe_nonlinear(struct __sk_buff *skb)
+/* The bytes the parser may read: the first SEGFW_PULL_LEN, or the whole
+ * packet if shorter. */
+static __always_inline __u32 header_len(const struct __sk_buff *skb)
 {
-	__u32 want = skb->len < SEGFW_PULL_LEN ? skb->len : SEGFW_PULL_LEN;
-
-	return skb->data_end - skb->data < want;
+	return skb->len < SEGFW_PULL_LEN ? skb->len : SEGFW_PULL_LEN;
 }
 
-/* Makes the first SEGFW_PULL_LEN bytes linear. Only for a packet the parser
- * could not read as it is: on a clone (every TCP segment the stack sends)
- * pulling copies the head, which cost more than the rest of the datapath. */
+/* Whether those bytes are not all in the linear area, where the parser reads. */
+static __always_inline int headers_maybe_nonlinear(struct __sk_buff *skb)
+{
+	return skb->data_end - skb->data < header_len(skb);
+}
+
+/* Makes those bytes linear. Only for a packet the parser could not read as
+ * it is: on a clone (every TCP segment the stack sends) pulling copies the
+ * head, which cost more than the rest of the datapath. */
 static __always_inline void pull_headers(struct __sk_buff *skb)
 {
-	__u32 want = skb->len < SEGFW_PULL_LEN ? skb->len : SEGFW_PULL_LEN;
-
-	bpf_skb_pull_data(skb, want);
+	bpf_skb_pull_data(skb, header_len(skb));
 }
 
 #endif /* SEGFW_PARSE_H */

@@ -258,10 +258,8 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct packet *p
 	struct verdict v = { .now = now, .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
 
 	if (ct->generation != rt->generation &&
-	    !ct_recheck(skb, pkt, ct, key, from_orig, rt, now, dir, explain, &v)) {
-		v.ct_hit = 1;
+	    !ct_recheck(skb, pkt, ct, key, from_orig, rt, now, dir, explain, &v))
 		return finish(skb, explain, v);
-	}
 	if (!explain) {
 		if (pkt->proto == IPPROTO_TCP)
 			ct_track_tcp(ct, pkt, from_orig, src_is_lo);

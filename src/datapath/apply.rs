@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libbpf_rs::{MapCore, MapHandle};
 
-use super::maps::{Maps, PinnedMap};
+use super::maps::{Maps, PinnedMap, BATCH};
 use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX, SET_PINS};
 use super::{DatapathError, Result};
 use crate::policy::decode::meta_text;
@@ -636,14 +636,12 @@ fn replace_set(
     Ok(())
 }
 
-/// One piece of a set's fill, small enough that threads share it evenly.
+/// One piece of a set's fill (one batch syscall), small enough that threads
+/// share the fill evenly.
 enum Fill<'a> {
     Trie(&'a [(segfw_policy_key, segfw_policy_value)]),
     Meta(&'a [(segfw_meta_key, segfw_meta_value)]),
 }
-
-/// Entries per piece of a fill: one batch syscall each.
-const FILL_PIECE: usize = 4096;
 
 /// Writes both maps of a set on every CPU. The trie's lock serializes its
 /// inserts only in part (each insert's syscall work, copying and allocation
@@ -655,8 +653,8 @@ fn fill_in_parallel(
     meta: &PinnedMap,
     meta_entries: &[(segfw_meta_key, segfw_meta_value)],
 ) -> Result<()> {
-    let mut tries = trie_entries.chunks(FILL_PIECE).map(Fill::Trie);
-    let mut metas = meta_entries.chunks(FILL_PIECE).map(Fill::Meta);
+    let mut tries = trie_entries.chunks(BATCH).map(Fill::Trie);
+    let mut metas = meta_entries.chunks(BATCH).map(Fill::Meta);
     let mut pieces = Vec::new();
     loop {
         let (t, m) = (tries.next(), metas.next());

@@ -17,7 +17,7 @@ use crate::skel::types::{
 use crate::skel::{bytes_of, from_bytes};
 
 /// Entries per batch syscall.
-const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 4096;
 
 /// Set once by read-only commands: every map this process opens afterwards
 /// is opened with BPF_F_RDONLY, so they work on pins an operator made

@@ -11,7 +11,7 @@
 //! this gives up and the caller parses the whole document, which then gives
 //! the same tree or the right error.
 
-use super::raw::{parse_whole, Key, Node, Raw};
+use super::raw::{parse_whole, Key, Node, Raw, Span};
 
 /// Smaller policies parse whole: splitting would not pay.
 const MIN_BYTES: usize = 1 << 20;
@@ -80,7 +80,7 @@ fn join(parsed: Vec<Entries>) -> Option<Entries> {
     if root.iter().any(|(key, _)| key.name == RULES) {
         return None;
     }
-    let mut rules: Option<(Key, Node)> = None;
+    let mut rules: Option<(Key, Option<Span>, Vec<Node>)> = None;
     for piece in pieces {
         for (key, node) in piece {
             if key.name != RULES {
@@ -94,41 +94,35 @@ fn join(parsed: Vec<Entries>) -> Option<Entries> {
                 return None;
             };
             match &mut rules {
-                None => {
-                    rules = Some((
-                        key,
-                        Node {
-                            span: node.span,
-                            value: Raw::Array(tables),
-                        },
-                    ));
-                }
-                Some((
-                    _,
-                    Node {
-                        value: Raw::Array(all),
-                        ..
-                    },
-                )) => all.extend(tables),
-                Some(_) => unreachable!("rules is always an array here"),
+                None => rules = Some((key, node.span, tables)),
+                Some((_, _, all)) => all.extend(tables),
             }
         }
     }
-    root.push(rules?);
+    let (key, span, tables) = rules?;
+    root.push((
+        key,
+        Node {
+            span,
+            value: Raw::Array(tables),
+        },
+    ));
     root.sort_by_key(|(key, _)| key.span.as_ref().map(|span| span.start));
     Some(root)
 }
 
-fn shift_key(key: &mut Key, offset: usize) {
-    if let Some(span) = &mut key.span {
+fn shift_span(span: &mut Option<Span>, offset: usize) {
+    if let Some(span) = span {
         *span = span.start + offset..span.end + offset;
     }
 }
 
+fn shift_key(key: &mut Key, offset: usize) {
+    shift_span(&mut key.span, offset);
+}
+
 fn shift(node: &mut Node, offset: usize) {
-    if let Some(span) = &mut node.span {
-        *span = span.start + offset..span.end + offset;
-    }
+    shift_span(&mut node.span, offset);
     match &mut node.value {
         Raw::Array(items) => items.iter_mut().for_each(|item| shift(item, offset)),
         Raw::Table(entries) => entries.iter_mut().for_each(|(key, value)| {
