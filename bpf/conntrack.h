@@ -79,10 +79,12 @@ static __always_inline __u64 ct_timeout_ns(const struct segfw_ct_value *ct, __u8
 	return (__u64)s * NS_PER_SEC;
 }
 
+/* A `now` older than last_seen (another CPU's clock copy ran a tick
+ * ahead, see clock.h) is not expiry. */
 static __always_inline int ct_expired(const struct segfw_ct_value *ct, __u8 proto,
 				      const struct segfw_runtime *rt, __u64 now)
 {
-	return now - ct->last_seen_ns > ct_timeout_ns(ct, proto, rt);
+	return now > ct->last_seen_ns && now - ct->last_seen_ns > ct_timeout_ns(ct, proto, rt);
 }
 
 /* The state a new TCP flow starts in: a SYN opens; anything else that

@@ -6,6 +6,7 @@
 #include "conntrack.h"
 #include "policy.h"
 #include "events.h"
+#include "clock.h"
 
 /* tcx and legacy tc share these codes: TCX_NEXT/TC_ACT_UNSPEC lets the
  * next program (or the stack) have the packet; TCX_DROP/TC_ACT_SHOT. */
@@ -324,7 +325,7 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (pkt.frag == FRAG_LATER) {
 		reason = frag_recall(&pkt);
 	} else if (pkt.frag == FRAG_FIRST && !explain) {
-		frag_remember(&pkt, bpf_ktime_get_coarse_ns());
+		frag_remember(&pkt, coarse_now());
 	}
 	if (reason)
 		return verdict_only(skb, explain, reason);
@@ -348,8 +349,8 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 		}
 	}
 
-	/* one coarse clock read per packet: see struct segfw_ct_value */
-	now = bpf_ktime_get_coarse_ns();
+	/* one clock read per packet: see struct segfw_ct_value */
+	now = coarse_now();
 	if (pkt.is_icmp_error)
 		return related(skb, &pkt, rt, now, explain);
 

@@ -6,8 +6,9 @@ mod support;
 
 use std::path::Path;
 
-use libbpf_rs::MapCore;
+use libbpf_rs::{MapCore, MapFlags};
 use segfw::policy::image::PolicyImage;
+use segfw::skel::types::segfw_ct_value;
 use segfw::skel::types::segfw_reason as R;
 use support::packet::*;
 use support::*;
@@ -758,6 +759,41 @@ fn conntrack_passes_replies_and_tracks_tcp_states() {
     assert_eq!(h.conntrack_len(), 0, "denied flows are not tracked");
 }
 
+/// Each CPU keeps its own copy of the coarse clock (bpf/clock.h), which can
+/// lag another CPU's by a tick: an entry stamped later than a packet's `now`
+/// is live, not expired by a wrapped subtraction.
+#[test]
+fn an_entry_stamped_ahead_of_this_cpus_clock_is_not_expired() {
+    let Some(h) = harness() else { return };
+    h.flush_conntrack();
+    assert_eq!(
+        h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, SYN).build()),
+        PASS
+    );
+    let map = &h.skel.maps.conntrack;
+    let key = map.keys().next().expect("the SYN's entry");
+    let mut value = map
+        .lookup(&key, MapFlags::ANY)
+        .expect("lookup")
+        .expect("entry");
+    let at = std::mem::offset_of!(segfw_ct_value, last_seen_ns);
+    let seen = u64::from_ne_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    value[at..at + 8].copy_from_slice(&(seen + 1_000_000_000).to_ne_bytes());
+    map.update(&key, &value, MapFlags::EXIST)
+        .expect("stamp the entry ahead");
+    let est = h.reason_count(R::SEGFW_PASS_ESTABLISHED);
+    assert_eq!(
+        h.run(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK).build()),
+        PASS,
+        "the SYN-ACK of the tracked flow"
+    );
+    assert_eq!(
+        h.reason_count(R::SEGFW_PASS_ESTABLISHED),
+        est + 1,
+        "a conntrack hit"
+    );
+}
+
 #[test]
 fn echo_request_never_rides_a_reverse_flow() {
     let Some(h) = harness() else { return };
@@ -1097,7 +1133,7 @@ fn build_constants_are_frozen_after_load() {
     let rodata = &h.skel.maps.rodata;
     let value = vec![0u8; rodata.value_size() as usize];
     let err = rodata
-        .update(&0u32.to_ne_bytes(), &value, libbpf_rs::MapFlags::ANY)
+        .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
         .expect_err("the .rodata map must refuse updates once loaded");
     assert_eq!(
         err.kind(),
