@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the side-by-side benchmark needs, only if missing: the build
 # dependencies of segfw plus iptables, nftables, iperf3, perf (for the
-# profile of crr_profile.sh) and matplotlib for Debian's /usr/bin/python3.
+# profile of profile.sh) and matplotlib for Debian's /usr/bin/python3.
 # Root only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

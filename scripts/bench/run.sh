@@ -67,9 +67,9 @@ args=(run --bin-dir "$BIN" --out "$RUN")
 [ -n "${SECS:-}" ] && args+=(--secs "$SECS")
 step "$PY" scripts/bench/netbench.py "${args[@]}"
 
-echo "== profile: segfw and the nftables set under the connection-rate load (largest N)"
+echo "== profile: CPU of segfw and nftables under the connection-rate load, of segfw in one TCP stream (largest N)"
 N_TOP=$(echo "${NS:-10,1000,10000}" | tr , '\n' | sort -n | tail -1)
-step scripts/bench/crr_profile.sh "$BIN" "$RUN/rules" "$N_TOP" > "$RUN/profile.txt"
+step scripts/bench/profile.sh "$BIN" "$RUN/rules" "$N_TOP" > "$RUN/profile.txt"
 cat "$RUN/profile.txt"
 
 echo "== report"
