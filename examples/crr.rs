@@ -3,30 +3,43 @@
 //! first, so TIME_WAIT stays on the server and the client can reuse ports.
 //! Used by `scripts/bench/netbench.py` for new connections per second.
 //!
-//! With one connection at a time the rate is bound by wakeup latency, not
-//! by CPU, so a filter's cost hardly shows; PARALLEL clients (and as many
-//! server threads) keep the CPUs busy, so the rate measures CPU per
-//! connection, filter included.
+//! Client and server are each one thread with an epoll loop, and the client
+//! keeps PARALLEL connections in flight. One connection at a time measures
+//! wakeup latency, which no filter changes much; a thread per connection
+//! spends most of the CPU on waking threads across CPUs, which on a VM costs
+//! more than the connection's packets. An event loop with work always
+//! pending rarely sleeps, so the rate measures the CPU a connection costs
+//! in the stack, filter included.
 //!
-//!   crr server ADDR:PORT [THREADS]        accept loops, run until killed
+//!   crr server ADDR:PORT                  run until killed
 //!   crr client ADDR:PORT SECS [PARALLEL]  prints one JSON line: conns, errors, secs, per_sec
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::socket::{
+    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+};
+
+/// A connection that got no answer this long is counted as an error and
+/// replaced (a filter that drops it would otherwise stall its slot).
+const STALL: Duration = Duration::from_secs(2);
+/// epoll_wait's timeout: how often the client checks the clock when idle.
+const TICK_MS: u16 = 50;
+/// The listener's epoll token on the server; connections use their slot.
+const LISTENER: u64 = u64::MAX;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["server", addr] => parse(addr).and_then(|a| server(a, 1)),
-        ["server", addr, threads] => {
-            count(threads, "THREADS").and_then(|t| parse(addr).and_then(|a| server(a, t)))
-        }
+        ["server", addr] => parse(addr).and_then(server),
         ["client", addr, secs] => client_args(addr, secs, "1"),
         ["client", addr, secs, parallel] => client_args(addr, secs, parallel),
-        _ => Err(
-            "usage: crr server ADDR:PORT [THREADS] | crr client ADDR:PORT SECS [PARALLEL]".into(),
-        ),
+        _ => Err("usage: crr server ADDR:PORT | crr client ADDR:PORT SECS [PARALLEL]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,87 +52,347 @@ fn main() -> ExitCode {
 
 fn client_args(addr: &str, secs: &str, parallel: &str) -> Result<(), String> {
     let secs: f64 = secs.parse().map_err(|e| format!("SECS {secs}: {e}"))?;
-    let parallel = count(parallel, "PARALLEL")?;
+    let parallel = match parallel.parse() {
+        Ok(n) if n > 0 => n,
+        _ => return Err(format!("PARALLEL {parallel}: expected a positive integer")),
+    };
     parse(addr).and_then(|a| client(a, Duration::from_secs_f64(secs), parallel))
-}
-
-fn count(text: &str, what: &str) -> Result<usize, String> {
-    match text.parse() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{what} {text}: expected a positive integer")),
-    }
 }
 
 fn parse(addr: &str) -> Result<SocketAddr, String> {
     addr.parse().map_err(|e| format!("address {addr}: {e}"))
 }
 
-fn server(addr: SocketAddr, threads: usize) -> Result<(), String> {
-    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| serve(&listener));
-        }
-    });
-    Ok(())
+fn new_epoll() -> Result<Epoll, String> {
+    Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))
 }
 
-fn serve(listener: &TcpListener) {
-    let mut byte = [0u8; 1];
+fn readable(token: u64) -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN, token)
+}
+
+// --- server -------------------------------------------------------------------
+
+fn server(addr: SocketAddr) -> Result<(), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("listener: {e}"))?;
+    let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let loops: Vec<_> = (0..loops())
+            .map(|_| scope.spawn(|| serve(&listener)))
+            .collect();
+        loops
+            .into_iter()
+            .map(|l| l.join().expect("server loop panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// One event loop per CPU, on each side.
+fn loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One server loop: its own epoll set, the shared listener in it
+/// exclusively (one loop woken per connection).
+fn serve(listener: &TcpListener) -> Result<(), String> {
+    let epoll = new_epoll()?;
+    let interest = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER);
+    epoll
+        .add(listener, interest)
+        .map_err(|e| format!("epoll add listener: {e}"))?;
+    let mut conns: Slots<TcpStream> = Slots::default();
+    let mut events = vec![EpollEvent::empty(); 256];
     loop {
-        let Ok((mut conn, _)) = listener.accept() else {
-            continue;
+        let n = match epoll.wait(&mut events, 1000u16) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("epoll_wait: {e}")),
         };
-        let _ = conn.set_nodelay(true);
-        if conn.read_exact(&mut byte).is_ok() {
-            let _ = conn.write_all(&byte);
+        for ev in &events[..n] {
+            match ev.data() {
+                LISTENER => accept_all(listener, &epoll, &mut conns),
+                slot => answer(&mut conns, slot as usize),
+            }
         }
     }
+}
+
+fn accept_all(listener: &TcpListener, epoll: &Epoll, conns: &mut Slots<TcpStream>) {
+    while let Ok((conn, _)) = listener.accept() {
+        if conn.set_nonblocking(true).is_err() || conn.set_nodelay(true).is_err() {
+            continue;
+        }
+        let token = conns.free.last().copied().unwrap_or(conns.items.len());
+        if epoll.add(&conn, readable(token as u64)).is_ok() {
+            conns.insert(conn);
+        }
+    }
+}
+
+/// Reads the request byte, writes it back and closes (closing also takes
+/// the socket out of the epoll set).
+fn answer(conns: &mut Slots<TcpStream>, slot: usize) {
+    let mut byte = [0u8; 1];
+    let Some(conn) = conns.get_mut(slot) else {
+        return;
+    };
+    match conn.read(&mut byte) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+        Ok(1) => {
+            let _ = conn.write(&byte);
+        }
+        _ => {}
+    }
+    conns.remove(slot);
+}
+
+// --- client -------------------------------------------------------------------
+
+/// Where one client connection is in its transaction.
+enum Phase {
+    /// Non-blocking connect under way: waiting for writable.
+    Connecting(OwnedFd),
+    /// Request sent: waiting for the response byte.
+    Request(TcpStream),
+    /// Response read: waiting for the server's FIN.
+    Closing(TcpStream),
+}
+
+struct Conn {
+    phase: Phase,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Tally {
+    conns: u64,
+    errors: u64,
 }
 
 fn client(addr: SocketAddr, secs: Duration, parallel: usize) -> Result<(), String> {
     let start = Instant::now();
-    let (conns, errors) = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..parallel)
-            .map(|_| scope.spawn(move || transactions(addr, start, secs)))
+    let deadline = start + secs;
+    let n_loops = loops().min(parallel);
+    let results: Vec<Result<Tally, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n_loops)
+            .map(|i| {
+                // PARALLEL connections spread over the loops
+                let share = parallel / n_loops + usize::from(i < parallel % n_loops);
+                scope.spawn(move || transactions(addr, deadline, share))
+            })
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().expect("client thread panicked"))
-            .fold((0u64, 0u64), |(c, e), (wc, we)| (c + wc, e + we))
+            .map(|w| w.join().expect("client loop panicked"))
+            .collect()
     });
+    let mut tally = Tally::default();
+    for r in results {
+        let t = r?;
+        tally.conns += t.conns;
+        tally.errors += t.errors;
+    }
     let elapsed = start.elapsed().as_secs_f64();
     println!(
-        "{{\"conns\": {conns}, \"errors\": {errors}, \"secs\": {elapsed:.6}, \"parallel\": {parallel}, \"per_sec\": {:.1}}}",
-        conns as f64 / elapsed
+        "{{\"conns\": {}, \"errors\": {}, \"secs\": {elapsed:.6}, \"parallel\": {parallel}, \"per_sec\": {:.1}}}",
+        tally.conns,
+        tally.errors,
+        tally.conns as f64 / elapsed
     );
     Ok(())
 }
 
-/// One client's loop until `secs` after `start`: (connections, errors).
-fn transactions(addr: SocketAddr, start: Instant, secs: Duration) -> (u64, u64) {
-    let (mut conns, mut errors) = (0u64, 0u64);
-    let mut byte = [1u8; 1];
-    while start.elapsed() < secs {
-        if transaction(addr, &mut byte).is_ok() {
-            conns += 1;
-        } else {
-            errors += 1;
-        }
+/// One client loop keeping `parallel` connections in flight until `deadline`.
+fn transactions(addr: SocketAddr, deadline: Instant, parallel: usize) -> Result<Tally, String> {
+    let epoll = new_epoll()?;
+    let mut slots: Vec<Option<Conn>> = (0..parallel).map(|_| None).collect();
+    let mut tally = Tally::default();
+    for slot in 0..parallel {
+        open(&epoll, addr, &mut slots, slot, &mut tally);
     }
-    (conns, errors)
+    let mut events = vec![EpollEvent::empty(); parallel.max(1)];
+    while Instant::now() < deadline {
+        let n = match epoll.wait(&mut events, TICK_MS) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("epoll_wait: {e}")),
+        };
+        for ev in &events[..n] {
+            let slot = ev.data() as usize;
+            if let Some(done) = advance(&epoll, &mut slots, slot) {
+                match done {
+                    Ok(()) => tally.conns += 1,
+                    Err(()) => tally.errors += 1,
+                }
+                open(&epoll, addr, &mut slots, slot, &mut tally);
+            }
+        }
+        replace_stalled(&epoll, addr, &mut slots, &mut tally);
+    }
+    Ok(tally)
 }
 
-fn transaction(addr: SocketAddr, byte: &mut [u8; 1]) -> std::io::Result<()> {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    conn.set_nodelay(true)?;
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    conn.write_all(byte)?;
-    conn.read_exact(byte)?;
-    // Wait for the server's FIN so that it, not we, holds TIME_WAIT.
-    let mut rest = [0u8; 1];
-    match conn.read(&mut rest)? {
-        0 => Ok(()),
-        _ => Err(std::io::Error::other("unexpected data")),
+/// Starts a fresh connection in `slot`; a failure to start is an error and
+/// the slot is tried again at the next stall check.
+fn open(
+    epoll: &Epoll,
+    addr: SocketAddr,
+    slots: &mut [Option<Conn>],
+    slot: usize,
+    tally: &mut Tally,
+) {
+    slots[slot] = None;
+    match start_connect(addr) {
+        Ok(fd) => {
+            let interest = EpollEvent::new(EpollFlags::EPOLLOUT, slot as u64);
+            if epoll.add(&fd, interest).is_ok() {
+                slots[slot] = Some(Conn {
+                    phase: Phase::Connecting(fd),
+                    started: Instant::now(),
+                });
+                return;
+            }
+            tally.errors += 1;
+        }
+        Err(_) => tally.errors += 1,
+    }
+}
+
+fn start_connect(addr: SocketAddr) -> nix::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, SockType::Stream, flags, None)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a connection does next.
+enum Step {
+    Wait(Phase),
+    Done,
+    Failed,
+}
+
+/// Moves the connection in `slot` on after an event: Some(Ok) when its
+/// transaction is complete, Some(Err) when it failed, None while under way.
+fn advance(epoll: &Epoll, slots: &mut [Option<Conn>], slot: usize) -> Option<Result<(), ()>> {
+    let conn = slots[slot].take()?;
+    let next = match conn.phase {
+        Phase::Connecting(fd) => send_request(epoll, fd, slot),
+        Phase::Request(stream) => read_response(stream),
+        Phase::Closing(stream) => read_eof(stream),
+    };
+    match next {
+        Step::Wait(phase) => {
+            slots[slot] = Some(Conn {
+                phase,
+                started: conn.started,
+            });
+            None
+        }
+        Step::Done => Some(Ok(())),
+        Step::Failed => Some(Err(())),
+    }
+}
+
+/// Connected (or refused): sends the request and waits for the answer.
+fn send_request(epoll: &Epoll, fd: OwnedFd, slot: usize) -> Step {
+    if !matches!(getsockopt(&fd, sockopt::SocketError), Ok(0)) {
+        return Step::Failed;
+    }
+    let mut stream = TcpStream::from(fd);
+    let sent = stream.set_nodelay(true).is_ok() && matches!(stream.write(&[1]), Ok(1));
+    if !sent || epoll.modify(&stream, &mut readable(slot as u64)).is_err() {
+        return Step::Failed;
+    }
+    Step::Wait(Phase::Request(stream))
+}
+
+fn read_response(mut stream: TcpStream) -> Step {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Wait(Phase::Request(stream)),
+        // The FIN often came with the answer: no need to wait for it.
+        Ok(1) => read_eof(stream),
+        _ => Step::Failed,
+    }
+}
+
+/// Waits for the server's FIN so that it, not we, holds TIME_WAIT.
+fn read_eof(mut stream: TcpStream) -> Step {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Wait(Phase::Closing(stream)),
+        Ok(0) => Step::Done,
+        _ => Step::Failed,
+    }
+}
+
+/// Replaces connections that got no answer within STALL, and retries
+/// slots whose connection could not be started.
+fn replace_stalled(epoll: &Epoll, addr: SocketAddr, slots: &mut [Option<Conn>], tally: &mut Tally) {
+    for slot in 0..slots.len() {
+        let stalled = match &slots[slot] {
+            Some(conn) => conn.started.elapsed() > STALL,
+            None => true,
+        };
+        if stalled {
+            if slots[slot].is_some() {
+                tally.errors += 1;
+            }
+            open(epoll, addr, slots, slot, tally);
+        }
+    }
+}
+
+// --- slots ----------------------------------------------------------------------
+
+/// Items by slot number (the epoll token), free slots reused.
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    fn insert(&mut self, item: T) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.items[slot] = Some(item);
+                slot
+            }
+            None => {
+                self.items.push(Some(item));
+                self.items.len() - 1
+            }
+        }
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
+        self.items.get_mut(slot)?.as_mut()
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(item) = self.items.get_mut(slot) {
+            if item.take().is_some() {
+                self.free.push(slot);
+            }
+        }
     }
 }

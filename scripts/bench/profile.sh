@@ -53,10 +53,10 @@ setup() {
 attach_segfw() {
     ns "$SRV" "$BIN/segfw" --pin-dir "$PIN" attach sprof0 --policy "$RULES/segfw-$N.toml" >/dev/null
 }
-# A server on CPU 1 (nsenter execs, so $server is the server itself and the
-# kill reaches it); clients run on CPU 0.
+# A server (nsenter execs, so $server is the server itself and the kill
+# reaches it).
 start_server() {
-    nsenter --net="/run/netns/$SRV" taskset -c 1 "$@" >/dev/null 2>&1 &
+    nsenter --net="/run/netns/$SRV" "$@" >/dev/null 2>&1 &
     server=$!
     sleep 0.5
 }
@@ -69,12 +69,12 @@ segfw_accounting() {
 # $WORK/NAME.perf and writes the entry points' shares to $WORK/NAME.shares.
 crr_load() {
     local name=$1 window=$((SECS > 3 ? SECS - 2 : 1)) profiler=
-    start_server "$BIN/examples/crr" server 10.98.0.1:7000 "$PARALLEL"
+    start_server "$BIN/examples/crr" server 10.98.0.1:7000 # a loop per CPU: not pinned
     if command -v perf >/dev/null; then
         (sleep 1; perf record -q -a -g -F 999 -o "$WORK/$name.perf" -- sleep "$window" >/dev/null 2>&1) &
         profiler=$!
     fi
-    ns "$CLI" taskset -c 0 "$BIN/examples/crr" client 10.98.0.1:7000 "$SECS" "$PARALLEL" > "$WORK/$name.load"
+    ns "$CLI" "$BIN/examples/crr" client 10.98.0.1:7000 "$SECS" "$PARALLEL" > "$WORK/$name.load"
     [ -z "$profiler" ] || wait "$profiler" || true # no profile: reported as such
     if [ -f "$WORK/$name.perf" ]; then
         echo "$window" > "$WORK/$name.window"
@@ -108,7 +108,7 @@ crr_load nft-set-ct
 
 setup
 attach_segfw
-start_server iperf3 -s -B 10.98.0.1 -p 5201
+start_server taskset -c 1 iperf3 -s -B 10.98.0.1 -p 5201
 sysctl -qw kernel.bpf_stats_enabled=1
 start_ns=$(date +%s%N)
 ns "$CLI" taskset -c 0 iperf3 -c 10.98.0.1 -p 5201 -t "$SECS" -O 1 -J > "$WORK/tcp.json"
@@ -146,7 +146,7 @@ def accounting(phase):
 seg = json.loads(read("segfw.load"))
 print("### Connection rate")
 print()
-print(f"{int(n):,} rules; {seg['parallel']} parallel clients, {seg['secs']:.0f} s per filter.")
+print(f"{int(n):,} rules; {seg['parallel']} connections in flight, {seg['secs']:.0f} s per filter.")
 print()
 print("segfw, kernel accounting (`kernel.bpf_stats_enabled`, which adds two clock reads per run):")
 print()
