@@ -125,8 +125,7 @@ fn accept_all(listener: &TcpListener, epoll: &Epoll, conns: &mut Slots<TcpStream
         if conn.set_nonblocking(true).is_err() || conn.set_nodelay(true).is_err() {
             continue;
         }
-        let token = conns.free.last().copied().unwrap_or(conns.items.len());
-        if epoll.add(&conn, readable(token as u64)).is_ok() {
+        if epoll.add(&conn, readable(conns.next_slot() as u64)).is_ok() {
             conns.insert(conn);
         }
     }
@@ -371,6 +370,11 @@ impl<T> Default for Slots<T> {
 }
 
 impl<T> Slots<T> {
+    /// The slot the next insert takes.
+    fn next_slot(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.items.len())
+    }
+
     fn insert(&mut self, item: T) -> usize {
         match self.free.pop() {
             Some(slot) => {
