@@ -153,12 +153,21 @@ static __always_inline int flow_cache_eligible(const struct packet *pkt)
 	return pkt->proto != IPPROTO_ICMP && pkt->proto != IPPROTO_ICMPV6 && !pkt->is_icmp_error;
 }
 
-static __always_inline int ct_key_eq(const struct segfw_ct_key *a, const struct segfw_ct_key *b)
+/* Whether key is the packet's flow, seen from either end: what ct_key_of
+ * would build, tested without building it (the flow cache's hit path). */
+static __always_inline int ct_key_holds(const struct segfw_ct_key *key, const struct packet *pkt)
 {
-	const __u64 *x = (const __u64 *)a;
-	const __u64 *y = (const __u64 *)b;
+	const __u64 *lo = (const __u64 *)key->lo_addr;
+	const __u64 *hi = (const __u64 *)key->hi_addr;
+	const __u64 *src = (const __u64 *)pkt->src;
+	const __u64 *dst = (const __u64 *)pkt->dst;
 
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+	if (key->proto != pkt->proto)
+		return 0;
+	if (src[0] == lo[0] && src[1] == lo[1] && pkt->sport == key->lo_port)
+		return dst[0] == hi[0] && dst[1] == hi[1] && pkt->dport == key->hi_port;
+	return src[0] == hi[0] && src[1] == hi[1] && pkt->sport == key->hi_port &&
+	       dst[0] == lo[0] && dst[1] == lo[1] && pkt->dport == key->lo_port;
 }
 
 static __always_inline struct segfw_flow_cache *flow_cache_slot(void)
@@ -171,14 +180,14 @@ static __always_inline struct segfw_flow_cache *flow_cache_slot(void)
 /* This CPU's cache entry if it holds the flow, fresh and of the live
  * generation, else NULL. Freshness is counted in jiffies, which the
  * verifier inlines to a load. */
-static __always_inline struct segfw_flow_cache *flow_cache_hit(const struct segfw_ct_key *key,
+static __always_inline struct segfw_flow_cache *flow_cache_hit(const struct packet *pkt,
 							       const struct segfw_runtime *rt)
 {
 	struct segfw_flow_cache *fc = flow_cache_slot();
 
 	if (fc && fc->generation == rt->generation &&
 	    bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
-	    ct_key_eq(&fc->key, key))
+	    ct_key_holds(&fc->key, pkt))
 		return fc;
 	return NULL;
 }

@@ -99,7 +99,7 @@ struct packet {
 	__u32 l3_off;
 	__u32 l4_off;
 	__u32 l3_len;       /* IP header + payload, from the IP header */
-};
+} __attribute__((aligned(8))); /* addresses compared as u64 (ct_key_holds) */
 
 static __always_inline void map_v4(__u8 *out, __be32 addr)
 {

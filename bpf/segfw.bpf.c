@@ -336,9 +336,8 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (!rt)
 		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
 
-	src_is_lo = ct_key_of(&pkt, &key);
 	if (flow_cache_eligible(&pkt)) {
-		struct segfw_flow_cache *fc = flow_cache_hit(&key, rt);
+		struct segfw_flow_cache *fc = flow_cache_hit(&pkt, rt);
 
 		if (fc) {
 			/* no clock read here: it would cost more than the rest of this path */
@@ -349,6 +348,7 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 		}
 	}
 
+	src_is_lo = ct_key_of(&pkt, &key);
 	/* one clock read per packet: see struct segfw_ct_value */
 	now = coarse_now();
 	if (pkt.is_icmp_error)

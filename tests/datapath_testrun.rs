@@ -927,6 +927,55 @@ fn fragments_follow_their_first_fragment() {
     assert_eq!(h.reason_count(R::SEGFW_DROP_FRAG_TINY), before + 2);
 }
 
+/// The flow cache passes later packets of the flow it holds, from either
+/// end, without conntrack; nothing else rides it. With the conntrack entry
+/// gone, only the cached flow still passes as established.
+#[test]
+fn the_flow_cache_holds_its_flow_from_both_ends_and_nothing_else() {
+    let Some(h) = harness() else { return };
+    // The flow cache is per CPU: keep this thread on one.
+    pin_to_one_cpu();
+    for (web, db) in [(WEB, DB), (WEB6, DB6)] {
+        h.flush_conntrack();
+        let handshake = [
+            (INGRESS, Pkt::tcp(web, 40000, db, 5432, SYN)),
+            (EGRESS, Pkt::tcp(db, 5432, web, 40000, SYN | ACK)),
+            (INGRESS, Pkt::tcp(web, 40000, db, 5432, ACK)),
+        ];
+        for (dir, pkt) in handshake {
+            assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
+        }
+        let map = &h.skel.maps.conntrack;
+        for key in map.keys().collect::<Vec<_>>() {
+            map.delete(&key).expect("forget the entry, not the cache");
+        }
+        let est = h.reason_count(R::SEGFW_PASS_ESTABLISHED);
+        let cached = [
+            (INGRESS, Pkt::tcp(web, 40000, db, 5432, ACK | PSH)),
+            (EGRESS, Pkt::tcp(db, 5432, web, 40000, ACK | PSH)),
+        ];
+        for (dir, pkt) in cached {
+            assert_eq!(h.run(dir, &pkt.build()), PASS, "cached: {pkt:?}");
+        }
+        assert_eq!(h.reason_count(R::SEGFW_PASS_ESTABLISHED), est + 2);
+        let others = [
+            // the same addresses with the ports crossed
+            (INGRESS, Pkt::tcp(web, 5432, db, 40000, ACK)),
+            (EGRESS, Pkt::tcp(db, 40000, web, 5432, ACK)),
+            // the same ports from the peer's address
+            (INGRESS, Pkt::tcp(db, 40000, web, 5432, ACK)),
+        ];
+        for (dir, pkt) in others {
+            assert_eq!(
+                h.run(dir, &pkt.build()),
+                DROP,
+                "not the cached flow: {pkt:?}"
+            );
+        }
+        assert_eq!(h.reason_count(R::SEGFW_PASS_ESTABLISHED), est + 2);
+    }
+}
+
 #[test]
 fn policy_change_revokes_established_flows() {
     let Some(mut h) = harness() else { return };
