@@ -927,6 +927,19 @@ fn fragments_follow_their_first_fragment() {
     assert_eq!(h.reason_count(R::SEGFW_DROP_FRAG_TINY), before + 2);
 }
 
+/// A TCP handshake web:40000 -> db:5432, every packet passing: the flow is
+/// established, and this CPU's flow cache holds it.
+fn handshake(h: &Harness, web: &str, db: &str) {
+    let packets = [
+        (INGRESS, Pkt::tcp(web, 40000, db, 5432, SYN)),
+        (EGRESS, Pkt::tcp(db, 5432, web, 40000, SYN | ACK)),
+        (INGRESS, Pkt::tcp(web, 40000, db, 5432, ACK)),
+    ];
+    for (dir, pkt) in packets {
+        assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
+    }
+}
+
 /// The flow cache passes later packets of the flow it holds, from either
 /// end, without conntrack; nothing else rides it. With the conntrack entry
 /// gone, only the cached flow still passes as established.
@@ -937,14 +950,7 @@ fn the_flow_cache_holds_its_flow_from_both_ends_and_nothing_else() {
     pin_to_one_cpu();
     for (web, db) in [(WEB, DB), (WEB6, DB6)] {
         h.flush_conntrack();
-        let handshake = [
-            (INGRESS, Pkt::tcp(web, 40000, db, 5432, SYN)),
-            (EGRESS, Pkt::tcp(db, 5432, web, 40000, SYN | ACK)),
-            (INGRESS, Pkt::tcp(web, 40000, db, 5432, ACK)),
-        ];
-        for (dir, pkt) in handshake {
-            assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
-        }
+        handshake(&h, web, db);
         let map = &h.skel.maps.conntrack;
         for key in map.keys().collect::<Vec<_>>() {
             map.delete(&key).expect("forget the entry, not the cache");
@@ -1111,14 +1117,7 @@ fn conntrack_full_keeps_sessions_and_rechecks_evicted_flows() {
     }
     let mut h = Harness::with_conntrack(Some(128));
     h.apply(&compile(POLICY));
-    let established = [
-        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, SYN)),
-        (EGRESS, Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK)),
-        (INGRESS, Pkt::tcp(WEB, 40000, DB, 5432, ACK)),
-    ];
-    for (dir, pkt) in established {
-        assert_eq!(h.run(dir, &pkt.build()), PASS, "{pkt:?}");
-    }
+    handshake(&h, WEB, DB);
     let session = |h: &Harness| {
         h.conntrack_entries().into_iter().find(|(k, _)| {
             k.proto == TCP && (k.lo_port.to_be() == 40000 || k.hi_port.to_be() == 40000)
