@@ -170,35 +170,34 @@ static __always_inline int ct_key_holds(const struct segfw_ct_key *key, const st
 	       dst[0] == lo[0] && dst[1] == lo[1] && pkt->dport == key->lo_port;
 }
 
-static __always_inline struct segfw_flow_cache *flow_cache_slot(void)
+/* This CPU's flow cache entry if the packet may use it (see
+ * flow_cache_eligible), else NULL: looked up once per packet, for both the
+ * hit test and the store. */
+static __always_inline struct segfw_flow_cache *flow_cache_for(const struct packet *pkt)
 {
 	__u32 zero = 0;
 
+	if (!flow_cache_eligible(pkt))
+		return NULL;
 	return bpf_map_lookup_elem(&flow_cache, &zero);
 }
 
-/* This CPU's cache entry if it holds the flow, fresh and of the live
- * generation, else NULL. Freshness is counted in jiffies, which the
- * verifier inlines to a load. */
-static __always_inline struct segfw_flow_cache *flow_cache_hit(const struct packet *pkt,
-							       const struct segfw_runtime *rt)
+/* Whether the entry holds the packet's flow, fresh and of the live
+ * generation. Freshness is counted in jiffies, which the verifier inlines
+ * to a load. */
+static __always_inline int flow_cache_holds(const struct segfw_flow_cache *fc,
+					    const struct packet *pkt,
+					    const struct segfw_runtime *rt)
 {
-	struct segfw_flow_cache *fc = flow_cache_slot();
-
-	if (fc && fc->generation == rt->generation &&
-	    bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
-	    ct_key_holds(&fc->key, pkt))
-		return fc;
-	return NULL;
+	return fc->generation == rt->generation &&
+	       bpf_jiffies64() - fc->refreshed_jiffies < SEGFW_FLOW_CACHE_JIFFIES &&
+	       ct_key_holds(&fc->key, pkt);
 }
 
-static __always_inline void flow_cache_store(const struct segfw_ct_key *key,
+static __always_inline void flow_cache_store(struct segfw_flow_cache *fc,
+					     const struct segfw_ct_key *key,
 					     const struct segfw_ct_value *ct)
 {
-	struct segfw_flow_cache *fc = flow_cache_slot();
-
-	if (!fc)
-		return;
 	fc->key = *key;
 	fc->refreshed_jiffies = bpf_jiffies64();
 	fc->generation = ct->generation;

@@ -250,11 +250,13 @@ static __always_inline int related(struct __sk_buff *skb, const struct packet *p
 }
 
 /* A packet of a flow conntrack knows: re-decided if the policy changed
- * since, then its state advanced and the flow cache primed. */
+ * since, then its state advanced and the flow cache (fc, NULL if the packet
+ * may not use it) primed. */
 static __always_inline int tracked(struct __sk_buff *skb, const struct packet *pkt,
 				   struct segfw_ct_value *ct, const struct segfw_ct_key *key,
-				   int src_is_lo, int from_orig, const struct segfw_runtime *rt,
-				   __u64 now, __u8 dir, int explain)
+				   struct segfw_flow_cache *fc, int src_is_lo, int from_orig,
+				   const struct segfw_runtime *rt, __u64 now, __u8 dir,
+				   int explain)
 {
 	struct verdict v = { .now = now, .ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
 
@@ -265,9 +267,8 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct packet *p
 		if (pkt->proto == IPPROTO_TCP)
 			ct_track_tcp(ct, pkt, from_orig, src_is_lo);
 		ct->last_seen_ns = now;
-		if (flow_cache_eligible(pkt) &&
-		    (ct->state == SEGFW_CT_ESTABLISHED || ct->state == SEGFW_CT_OPEN))
-			flow_cache_store(key, ct);
+		if (fc && (ct->state == SEGFW_CT_ESTABLISHED || ct->state == SEGFW_CT_OPEN))
+			flow_cache_store(fc, key, ct);
 	}
 	v.rule_id = ct->rule_id;
 	v.has_rule = 1;
@@ -311,6 +312,7 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	struct segfw_runtime *rt;
 	struct segfw_ct_key key;
 	struct segfw_ct_value *ct;
+	struct segfw_flow_cache *fc;
 	__u16 eth_proto = 0;
 	__u32 zero = 0;
 	int reason, src_is_lo, from_orig, may_track;
@@ -336,16 +338,14 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (!rt)
 		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
 
-	if (flow_cache_eligible(&pkt)) {
-		struct segfw_flow_cache *fc = flow_cache_hit(&pkt, rt);
+	fc = flow_cache_for(&pkt);
+	if (fc && flow_cache_holds(fc, &pkt, rt)) {
+		/* no clock: this path stamps nothing (the flow's full path, at
+		 * least once per SEGFW_FLOW_CACHE_JIFFIES, keeps times current) */
+		struct verdict fast = { .rule_id = fc->rule_id, .has_rule = 1,
+					.ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
 
-		if (fc) {
-			/* no clock read here: it would cost more than the rest of this path */
-			struct verdict fast = { .rule_id = fc->rule_id, .has_rule = 1,
-						.ct_hit = 1, .reason = SEGFW_PASS_ESTABLISHED };
-
-			return finish(skb, explain, fast);
-		}
+		return finish(skb, explain, fast);
 	}
 
 	src_is_lo = ct_key_of(&pkt, &key);
@@ -359,8 +359,8 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (ct && !ct_expired(ct, pkt.proto, rt, now)) {
 		from_orig = src_is_lo == !!(ct->flags & SEGFW_CT_ORIG_IS_LO);
 		if (!is_reverse_request(&pkt, from_orig))
-			return tracked(skb, &pkt, ct, &key, src_is_lo, from_orig, rt, now, dir,
-				       explain);
+			return tracked(skb, &pkt, ct, &key, fc, src_is_lo, from_orig, rt, now,
+				       dir, explain);
 		may_track = 0; /* decided as a flow of its own, riding nothing */
 	}
 	/* one call site: new_flow is the largest inlined part of the program */

@@ -79,7 +79,8 @@ fn server(addr: SocketAddr) -> Result<(), String> {
         .set_nonblocking(true)
         .map_err(|e| format!("listener: {e}"))?;
     let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
-        let loops: Vec<_> = (0..loops())
+        // one event loop per CPU, on each side
+        let loops: Vec<_> = (0..segfw::parallel::cpus())
             .map(|_| scope.spawn(|| serve(&listener)))
             .collect();
         loops
@@ -88,11 +89,6 @@ fn server(addr: SocketAddr) -> Result<(), String> {
             .collect()
     });
     results.into_iter().collect()
-}
-
-/// One event loop per CPU, on each side.
-fn loops() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One server loop: its own epoll set, the shared listener in it
@@ -174,7 +170,7 @@ struct Tally {
 fn client(addr: SocketAddr, secs: Duration, parallel: usize) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + secs;
-    let n_loops = loops().min(parallel);
+    let n_loops = segfw::parallel::cpus().min(parallel);
     let results: Vec<Result<Tally, String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..n_loops)
             .map(|i| {
