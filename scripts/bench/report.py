@@ -276,7 +276,9 @@ def targets(s, datapath_text, conntrack_text=None, apply_text=None, profile_text
         cpu_ct = parse_profile_cpu_ratio(profile_text, "nftables set with ct state")
         if cpu_ct:
             txt += f", segfw / the same set behind `ct state established,related accept` (stateful, as segfw is): {cpu_ct:.2f}x"
-        rows.append(("veth: connection rate with 10k rules >= nftables with sets", txt, verdict(worst >= 1.0 if n_top >= 10000 else None)))
+        # The rate ratio cannot resolve a few % of a connection; the profile can.
+        ok = worst >= 1.0 and (cpu is None or cpu <= 1.0)
+        rows.append(("veth: connection rate with 10k rules >= nftables with sets", txt, verdict(ok if n_top >= 10000 else None)))
     if meta["quick"]:
         rows = [(a, b, c + " (quick run: not conclusive)" if c != "not measured" else c) for a, b, c in rows]
     lines = ["| DESIGN §5 target | measured | |", "|---|---|---|"]
