@@ -97,4 +97,21 @@ struct {
 	__type(value, struct segfw_ratelimit);
 } ratelimit SEC(".maps");
 
+/* Userspace-only records (see segfw_shared.h); programs cannot write them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG);
+	__uint(max_entries, SEGFW_MAX_LINK_RECORDS);
+	__type(key, struct segfw_link_key);
+	__type(value, struct segfw_link_record);
+} link_records SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_RDONLY_PROG);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct segfw_daemon_record);
+} daemon_record SEC(".maps");
+
 #endif /* SEGFW_MAPS_H */

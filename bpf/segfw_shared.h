@@ -292,6 +292,48 @@ struct segfw_ratelimit {
 	__u64 suppressed;
 };
 
+/* Records of an instance that only userspace reads and writes: bpffs holds
+ * only BPF objects, so what segfw must remember about its pin dir lives in
+ * maps. The datapath never reads them (the maps are read-only to programs). */
+
+enum segfw_record_limits {
+	SEGFW_IFNAMSIZ = 16,
+	SEGFW_MAX_LINK_RECORDS = 16384, /* pinned attachments of one instance */
+	SEGFW_DAEMON_PATH_LEN = 1024,
+	SEGFW_DAEMON_MAX_IFACES = 64,   /* IFACEs named on `segfw run`'s command line */
+};
+
+/* maps/link_records key: one pinned attachment, links/IFACE/DIR. */
+struct segfw_link_key {
+	char iface[SEGFW_IFNAMSIZ]; /* NUL-padded interface name */
+	__u32 direction;            /* enum segfw_direction */
+};
+
+/* segfw_link_record.flags */
+enum segfw_link_flags {
+	SEGFW_LINK_DAEMON = 1, /* attached by, and managed by, `segfw run` */
+};
+
+/* Where an attachment lives: interface names and indexes are only unique
+ * within one network namespace, so the namespace is recorded with it. */
+struct segfw_link_record {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the namespace it was attached in */
+	__u64 netns_dev;    /* st_dev and st_ino of /proc/self/ns/net there, */
+	__u64 netns_ino;    /* as `ls -L -i /proc/PID/ns/net` and lsns show it */
+	__u32 ifindex;
+	__u32 flags;        /* enum segfw_link_flags */
+};
+
+/* maps/daemon_record[0]: the `segfw run` that owns this instance (pid 0: none). */
+struct segfw_daemon_record {
+	__u32 pid;
+	__u32 n_ifaces;
+	__u64 start_ticks;     /* field 22 of /proc/PID/stat: tells a reused pid apart */
+	__u64 started_unix_ms;
+	char policy_path[SEGFW_DAEMON_PATH_LEN];
+	char ifaces[SEGFW_DAEMON_MAX_IFACES][SEGFW_IFNAMSIZ];
+};
+
 /* explain: a BPF_PROG_TEST_RUN packet whose __sk_buff cb[0..1] carry these
  * magics is evaluated with no side effects; the program returns the
  * answer in cb[2..4] (verdict/reason, rule id, conntrack hit). */
@@ -314,6 +356,8 @@ struct segfw_btf_anchor {
 	enum segfw_direction direction;
 	enum segfw_event_kind event_kind;
 	enum segfw_explain explain;
+	enum segfw_record_limits record_limits;
+	enum segfw_link_flags link_flags;
 	struct segfw_event event;
 };
 

@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapHandle, ProgramHandle};
 
-use super::pins::{remove_pin, restrict_pin, PinDir, MAP_NAMES};
+use super::pins::{remove_pin, restrict_pin, PinDir, MAP_NAMES, RECORD_MAPS};
 use super::{DatapathError, Direction, Result};
 use crate::skel::SegfwSkelBuilder;
 
@@ -124,6 +124,8 @@ fn set_pin_paths(open: &mut crate::skel::OpenSegfwSkel<'_>, pins: &PinDir) -> Re
         ("reason_stats", &mut maps.reason_stats),
         ("events", &mut maps.events),
         ("ratelimit", &mut maps.ratelimit),
+        ("link_records", &mut maps.link_records),
+        ("daemon_record", &mut maps.daemon_record),
     ];
     for (name, map) in named {
         debug_assert!(MAP_NAMES.contains(&name));
@@ -206,11 +208,15 @@ pub fn repin_missing_maps(pins: &PinDir, programs: &Programs) -> Result<Vec<Stri
             Some(map) => (map, "re-pinned from the loaded datapath"),
             None => match recreate_idle(pins, name)? {
                 Some(map) => (map, "created again, empty (the idle policy set)"),
+                None if RECORD_MAPS.contains(&name) => (
+                    super::records::create_empty(name)?,
+                    "created again, empty (records of userspace only)",
+                ),
                 None => {
                     return Err(DatapathError::MapContent {
                         map: name.to_string(),
                         what: format!(
-                            "{} was removed and no loaded program holds it; run `segfw                              uninstall` and attach again",
+                            "{} was removed and no loaded program holds it; run `segfw uninstall` and attach again",
                             path.display()
                         ),
                     })

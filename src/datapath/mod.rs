@@ -13,6 +13,7 @@ pub mod explain;
 pub mod loader;
 pub mod maps;
 pub mod pins;
+pub mod records;
 pub mod stats;
 pub mod status;
 

@@ -17,7 +17,7 @@ use super::{DatapathError, Direction, Result};
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 /// Every map of bpf/maps.h, pinned under maps/<name>.
-pub const MAP_NAMES: [&str; 13] = [
+pub const MAP_NAMES: [&str; 15] = [
     "policy_a",
     "policy_b",
     "policy_outer",
@@ -31,7 +31,13 @@ pub const MAP_NAMES: [&str; 13] = [
     "reason_stats",
     "events",
     "ratelimit",
+    "link_records",
+    "daemon_record",
 ];
+
+/// Maps of records that only userspace reads (see bpf/segfw_shared.h): no
+/// program holds them, so a missing one is created again, empty.
+pub const RECORD_MAPS: [&str; 2] = ["link_records", "daemon_record"];
 
 /// (trie, meta) pins of policy set A (index 0) and B (index 1).
 pub const SET_PINS: [(&str, &str); 2] = [("policy_a", "meta_a"), ("policy_b", "meta_b")];
