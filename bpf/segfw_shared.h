@@ -127,11 +127,17 @@ struct segfw_runtime {
 };
 
 /* Userspace-only names of a policy set (meta_a/meta_b), keyed by kind:
- * CONFIG id 0 = sha256 of the applied file (hex), id 1 = its path,
- * id 2 = a pending `apply --confirm` ("generation=G deadline_ms=T
- * previous_set=S previous_generation=P"), id 3 = the runtime settings the
- * set was applied with (restored by a rollback);
- * SEGMENT id = segment name; RULE id = rule name. */
+ * CONFIG ids are enum segfw_meta_config; SEGMENT id = segment name;
+ * RULE id = rule name. */
+enum segfw_meta_config {
+	SEGFW_META_SHA256 = 0,  /* sha256 of the applied file (hex) */
+	SEGFW_META_PATH = 1,    /* its path */
+	SEGFW_META_PENDING = 2, /* a pending `apply --confirm` ("generation=G deadline_ms=T
+				 * previous_set=S previous_generation=P") */
+	SEGFW_META_RUNTIME = 3, /* the runtime settings the set was applied with
+				 * (restored by a rollback) */
+};
+
 struct segfw_meta_key {
 	__u32 kind; /* enum segfw_key_kind */
 	__u32 id;
@@ -356,6 +362,7 @@ struct segfw_btf_anchor {
 	enum segfw_direction direction;
 	enum segfw_event_kind event_kind;
 	enum segfw_explain explain;
+	enum segfw_meta_config meta_config;
 	enum segfw_record_limits record_limits;
 	enum segfw_link_flags link_flags;
 	struct segfw_event event;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libbpf_rs::{MapCore, MapHandle};
 
+use super::faults::fault_point;
 use super::maps::{Maps, PinnedMap, BATCH};
 use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX, SET_PINS};
 use super::{DatapathError, Result};
@@ -17,18 +18,13 @@ use crate::policy::image::{config_key, meta_entry, PolicyImage, RuntimeSettings}
 use crate::policy::CheckedPolicy;
 use crate::skel::bytes_of;
 use crate::skel::types::{
-    segfw_key_kind, segfw_meta_key, segfw_meta_value, segfw_policy_key, segfw_policy_value,
-    segfw_runtime,
+    segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_meta_value, segfw_policy_key,
+    segfw_policy_value, segfw_runtime,
 };
 
-/// meta CONFIG ids (bpf/segfw_shared.h, struct segfw_meta_key).
-pub const META_CONFIG_SHA256: u32 = 0;
-pub const META_CONFIG_PATH: u32 = 1;
-/// The confirmation this set awaits ([`Pending::to_text`]); userspace only.
-pub const META_CONFIG_PENDING: u32 = 2;
-/// The runtime settings (timeouts, event budget) this set was applied
-/// with, so that a rollback restores them with the set.
-pub const META_CONFIG_RUNTIME: u32 = 3;
+/// meta CONFIG ids (bpf/segfw_shared.h).
+const META_CONFIG_PENDING: u32 = segfw_meta_config::SEGFW_META_PENDING.0;
+const META_CONFIG_RUNTIME: u32 = segfw_meta_config::SEGFW_META_RUNTIME.0;
 
 /// Failures of apply, confirm and rollback.
 #[derive(Debug, thiserror::Error)]
@@ -393,20 +389,6 @@ fn idle_set(live: Option<usize>) -> usize {
     live.map_or(0, |set| 1 - set)
 }
 
-/// Test-only fault injection, compiled into debug builds only:
-/// `SEGFW_TEST_KILL_AT=<step>` makes this process SIGKILL itself at that
-/// step of an apply (cleared, mid-fill, filled, swapped, runtime,
-/// repin-tmp, repinned), so tests can check that every interruption
-/// leaves a consistent datapath that the next command repairs.
-pub fn fault_point(step: &str) {
-    #[cfg(debug_assertions)]
-    if std::env::var("SEGFW_TEST_KILL_AT").is_ok_and(|s| s == step) {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = step;
-}
-
 /// What an interrupted apply (or a hand-edited pin dir) left behind:
 /// empty when the instance is consistent. `status` reports it; every
 /// mutating command repairs it first ([`repair`]).
@@ -624,8 +606,16 @@ fn replace_set(
     fault_point("created");
     let config = segfw_key_kind::SEGFW_KIND_CONFIG;
     let mut names = image.meta.clone();
-    names.push(meta_entry(config, META_CONFIG_SHA256, sha256));
-    names.push(meta_entry(config, META_CONFIG_PATH, source));
+    names.push(meta_entry(
+        config,
+        segfw_meta_config::SEGFW_META_SHA256.0,
+        sha256,
+    ));
+    names.push(meta_entry(
+        config,
+        segfw_meta_config::SEGFW_META_PATH.0,
+        source,
+    ));
     names.extend_from_slice(extra);
     fill_in_parallel(&trie, &image.trie, &meta, &names)?;
     let (trie_pin, meta_pin) = SET_PINS[set];

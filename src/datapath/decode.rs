@@ -9,12 +9,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::apply::{META_CONFIG_PATH, META_CONFIG_SHA256};
 use super::maps::{MetaEntry, TrieEntry};
 use crate::policy::decode::{decode_entry, meta_text, Entry};
 use crate::policy::image::{PROTO_ANY, SEG_ANY, SEG_WORLD};
 use crate::policy::model::{self, PortRange, Prefix};
-use crate::skel::types::{segfw_key_kind, segfw_limits};
+use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,8 +87,8 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
     let names = Names::new(meta);
     let mut view = PolicyView {
         generation: 0,
-        sha256: names.config(META_CONFIG_SHA256),
-        source: names.config(META_CONFIG_PATH),
+        sha256: names.config(segfw_meta_config::SEGFW_META_SHA256.0),
+        source: names.config(segfw_meta_config::SEGFW_META_PATH.0),
         defaults: Defaults {
             action: Action::Allow,
             mode: Mode::Enforce,

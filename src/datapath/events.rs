@@ -18,10 +18,10 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
-use super::decode::{proto_name, rule_label, rule_names};
+use super::decode::{proto_name, rule_label};
 use super::maps::Maps;
+use super::names::{live_rule_names, reason_name};
 use super::pins::PinDir;
-use super::stats::reason_name;
 use super::{DatapathError, Direction};
 use crate::skel::from_bytes;
 use crate::skel::types::{segfw_action, segfw_direction, segfw_event, segfw_event_kind};
@@ -241,14 +241,6 @@ fn lock_reader(pins: &PinDir, ring: &Path) -> Result<Flock<File>, EventsError> {
             path: ring.to_path_buf(),
         }),
         Err((_, source)) => Err(EventsError::Lock { path: dir, source }),
-    }
-}
-
-/// Rule id -> name of the live policy (empty before the first apply).
-pub fn live_rule_names(maps: &Maps) -> Result<HashMap<u32, String>, DatapathError> {
-    match maps.active_set()? {
-        Some(set) => Ok(rule_names(&maps.meta[set].entries()?)),
-        None => Ok(HashMap::new()),
     }
 }
 

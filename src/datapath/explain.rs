@@ -12,10 +12,10 @@ use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
 use super::decode::{proto_name, rule_label};
-use super::events::live_rule_names;
 use super::maps::Maps;
+use super::names::live_rule_names;
+use super::names::reason_name;
 use super::pins::PinDir;
-use super::stats::reason_name;
 use super::{DatapathError, Direction};
 use crate::policy::model::proto;
 use crate::skel::types::{__sk_buff, segfw_explain};

@@ -317,7 +317,7 @@ impl PinnedMap {
         })?;
         restrict_pin(&tmp)?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        super::apply::fault_point(&format!("repin-tmp:{name}"));
+        super::faults::fault_point(&format!("repin-tmp:{name}"));
         std::fs::rename(&tmp, path).map_err(|source| DatapathError::Pin {
             path: path.to_path_buf(),
             source,

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
 use super::decode::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
-use super::events::live_rule_names;
 use super::maps::{open_reason_stats, open_rule_stats, Maps, PinnedMap};
+use super::names::{live_rule_names, reason_name};
 use super::pins::PinDir;
 use super::Result;
 use crate::policy::image::PolicyImage;
@@ -165,57 +165,4 @@ fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
         });
     }
     Ok(out)
-}
-
-/// "drop_policy" for SEGFW_DROP_POLICY, and so on; unknown codes by number.
-pub fn reason_name(code: u32) -> String {
-    let name = match segfw_reason(code) {
-        segfw_reason::SEGFW_REASON_NONE => "none",
-        segfw_reason::SEGFW_PASS_ALLOWED => "pass_allowed",
-        segfw_reason::SEGFW_PASS_ESTABLISHED => "pass_established",
-        segfw_reason::SEGFW_PASS_RELATED => "pass_related",
-        segfw_reason::SEGFW_PASS_NON_IP => "pass_non_ip",
-        segfw_reason::SEGFW_PASS_ND => "pass_nd",
-        segfw_reason::SEGFW_PASS_FAILSAFE => "pass_failsafe",
-        segfw_reason::SEGFW_PASS_AUDIT => "pass_audit",
-        segfw_reason::SEGFW_PASS_NO_POLICY => "pass_no_policy",
-        segfw_reason::SEGFW_PASS_PICKUP => "pass_pickup",
-        segfw_reason::SEGFW_DROP_POLICY => "drop_policy",
-        segfw_reason::SEGFW_DROP_DEFAULT => "drop_default",
-        segfw_reason::SEGFW_DROP_REVOKED => "drop_revoked",
-        segfw_reason::SEGFW_DROP_TRUNCATED => "drop_truncated",
-        segfw_reason::SEGFW_DROP_BAD_IPV4 => "drop_bad_ipv4",
-        segfw_reason::SEGFW_DROP_BAD_IPV6 => "drop_bad_ipv6",
-        segfw_reason::SEGFW_DROP_EXT_HDR_LIMIT => "drop_ext_hdr_limit",
-        segfw_reason::SEGFW_DROP_NO_NEXT_HDR => "drop_no_next_hdr",
-        segfw_reason::SEGFW_DROP_VLAN_DEPTH => "drop_vlan_depth",
-        segfw_reason::SEGFW_DROP_L4_TRUNCATED => "drop_l4_truncated",
-        segfw_reason::SEGFW_DROP_TCP_FLAGS => "drop_tcp_flags",
-        segfw_reason::SEGFW_DROP_TCP_DOFF => "drop_tcp_doff",
-        segfw_reason::SEGFW_DROP_FRAG_ORPHAN => "drop_frag_orphan",
-        segfw_reason::SEGFW_DROP_FRAG_TINY => "drop_frag_tiny",
-        segfw_reason::SEGFW_DROP_ICMP_NO_FLOW => "drop_icmp_no_flow",
-        segfw_reason::SEGFW_DROP_ICMP_INNER => "drop_icmp_inner",
-        segfw_reason::SEGFW_DROP_CT_FULL => "drop_ct_full",
-        _ => return format!("reason_{code}"),
-    };
-    name.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reason_names_follow_the_header() {
-        assert_eq!(
-            reason_name(segfw_reason::SEGFW_DROP_POLICY.0),
-            "drop_policy"
-        );
-        assert_eq!(
-            reason_name(segfw_reason::SEGFW_PASS_ESTABLISHED.0),
-            "pass_established"
-        );
-        assert_eq!(reason_name(60), "reason_60");
-    }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::skel::types::segfw_key_kind;
+use crate::skel::types::{segfw_key_kind, segfw_meta_config};
 use crate::UsageError;
 
 pub use errors::{PolicyError, PolicyErrorKind, PolicyErrors};
@@ -28,10 +28,6 @@ use model::Policy;
 
 /// Policy files above this size are rejected before parsing.
 pub const MAX_POLICY_BYTES: u64 = 64 << 20;
-
-/// Meta ids of the CONFIG kind (see segfw_meta_key in bpf/segfw_shared.h).
-const META_CONFIG_SHA256: u32 = 0;
-const META_CONFIG_PATH: u32 = 1;
 
 /// A policy file that passed validation, with its compiled map images.
 #[derive(Debug, Clone)]
@@ -141,11 +137,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn add_file_meta(image: &mut PolicyImage, sha256: &str, file: &Path) {
     let kind = segfw_key_kind::SEGFW_KIND_CONFIG;
     let path = file.display().to_string();
-    image
-        .meta
-        .push(image::meta_entry(kind, META_CONFIG_SHA256, sha256));
-    image
-        .meta
-        .push(image::meta_entry(kind, META_CONFIG_PATH, &path));
+    image.meta.push(image::meta_entry(
+        kind,
+        segfw_meta_config::SEGFW_META_SHA256.0,
+        sha256,
+    ));
+    image.meta.push(image::meta_entry(
+        kind,
+        segfw_meta_config::SEGFW_META_PATH.0,
+        &path,
+    ));
     image.meta.sort_by_key(|(k, _)| (k.kind, k.id));
 }
