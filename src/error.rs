@@ -1,4 +1,4 @@
-//! Exit codes: errors that are the user's to fix (usage, invalid policy) exit 2.
+//! Errors shared by the layers: the usage error, and printing a chain on one line.
 use std::fmt;
 
 /// A usage error: bad flags, a missing file argument, a name that does not exist.
@@ -12,18 +12,6 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
-
-/// Exit code for an error chain: 2 for usage errors and invalid policies, else 1.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let user_fault = err
-        .chain()
-        .any(|e| e.is::<UsageError>() || e.is::<crate::policy::PolicyErrors>());
-    if user_fault {
-        2
-    } else {
-        1
-    }
-}
 
 /// An error and its sources on one line: "outer: inner: root cause".
 pub fn error_chain(e: &dyn std::error::Error) -> String {

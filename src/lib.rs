@@ -7,4 +7,5 @@ pub mod parallel;
 pub mod policy;
 pub mod skel;
 
-pub use error::{exit_code, UsageError};
+pub use cli::exit_code;
+pub use error::UsageError;

@@ -8,6 +8,7 @@ mod common;
 pub mod conntrack;
 pub mod detach;
 pub mod events;
+mod exit;
 pub mod explain;
 pub mod policy_apply;
 pub mod policy_check;
@@ -18,6 +19,8 @@ pub mod run;
 pub mod stats;
 pub mod status;
 pub mod uninstall;
+
+pub use exit::exit_code;
 
 /// Default pin directory of the instance.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/segfw";

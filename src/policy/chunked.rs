@@ -11,7 +11,7 @@
 //! this gives up and the caller parses the whole document, which then gives
 //! the same tree or the right error.
 
-use super::raw::{parse_whole, Key, Node, Raw, Span};
+use super::raw::{parse_whole, Key, Node, Raw, Span, SyntaxError};
 
 /// Smaller policies parse whole: splitting would not pay.
 const MIN_BYTES: usize = 1 << 20;
@@ -23,8 +23,18 @@ const HEADER: &str = "[[rules]]";
 /// A document's root entries.
 type Entries = Vec<(Key, Node)>;
 
+/// Parses TOML text into the root table's entries: large policies in
+/// pieces, on every CPU, others (and any a split could change) whole. The
+/// result is the same.
+pub(crate) fn parse(src: &str) -> Result<Entries, SyntaxError> {
+    match parse_in_pieces(src) {
+        Some(entries) => Ok(entries),
+        None => parse_whole(src),
+    }
+}
+
 /// The root entries of `src`, parsed in pieces; None to parse it whole.
-pub(crate) fn parse(src: &str) -> Option<Entries> {
+fn parse_in_pieces(src: &str) -> Option<Entries> {
     if src.len() < MIN_BYTES || src.contains("\"\"\"") || src.contains("'''") {
         return None;
     }
@@ -172,7 +182,7 @@ mod tests {
     fn pieces_give_the_tree_of_the_whole_document() {
         let src = big_policy();
         let whole = parse_whole(&src).expect("valid TOML");
-        let pieces = parse(&src).expect("split into pieces");
+        let pieces = parse_in_pieces(&src).expect("split into pieces");
         assert_eq!(format!("{pieces:?}"), format!("{whole:?}"));
     }
 
@@ -181,7 +191,7 @@ mod tests {
         let mut src = big_policy();
         let middle = src[src.len() / 2..].find("\n[[rules]]\n").unwrap() + src.len() / 2;
         src.insert_str(middle + 1, "[defaults]\nmode = \"audit\"\n");
-        assert!(parse(&src).is_none());
+        assert!(parse_in_pieces(&src).is_none());
         assert!(
             parse_whole(&src).is_err(),
             "[defaults] twice is a TOML error"
@@ -191,7 +201,7 @@ mod tests {
     #[test]
     fn multi_line_strings_and_small_files_are_not_split() {
         let src = big_policy();
-        assert!(parse(&format!("x = \"\"\"\n[[rules]]\n\"\"\"\n{src}")).is_none());
-        assert!(parse("version = 1\n[[rules]]\nfrom = \"*\"\n").is_none());
+        assert!(parse_in_pieces(&format!("x = \"\"\"\n[[rules]]\n\"\"\"\n{src}")).is_none());
+        assert!(parse_in_pieces("version = 1\n[[rules]]\nfrom = \"*\"\n").is_none());
     }
 }

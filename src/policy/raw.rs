@@ -53,15 +53,6 @@ impl Raw {
 /// A TOML syntax error: toml's message and where it is.
 pub(crate) type SyntaxError = (String, Option<Span>);
 
-/// Parses TOML text into the root table's entries. Large policies are
-/// parsed in pieces, on every CPU (see `chunked`); the result is the same.
-pub(crate) fn parse(src: &str) -> Result<Vec<(Key, Node)>, SyntaxError> {
-    match super::chunked::parse(src) {
-        Some(entries) => Ok(entries),
-        None => parse_whole(src),
-    }
-}
-
 /// Parses TOML text as one document.
 pub(crate) fn parse_whole(src: &str) -> Result<Vec<(Key, Node)>, SyntaxError> {
     let root = DeTable::parse(src).map_err(|e| {
@@ -123,7 +114,7 @@ mod tests {
     #[test]
     fn keeps_spans_of_keys_and_values() {
         let src = "a = 1\n[t]\nb = [\"x\", 2]\n[[r]]\nc = true\nd = 1979-05-27\n";
-        let root = parse(src).unwrap();
+        let root = parse_whole(src).unwrap();
         assert_eq!(root[0].0.name, "a");
         assert_eq!(&src[root[0].0.span.clone().unwrap()], "a");
         assert_eq!(spanned_text(src, &root[0].1), "1");
@@ -147,7 +138,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_a_span() {
-        let (msg, span) = parse("a = \n").unwrap_err();
+        let (msg, span) = parse_whole("a = \n").unwrap_err();
         assert!(!msg.is_empty());
         assert!(span.is_some());
     }

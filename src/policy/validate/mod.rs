@@ -7,9 +7,10 @@ pub(crate) mod values;
 
 use crate::skel::types::segfw_limits;
 
+use super::chunked;
 use super::errors::{Collector, PolicyError, PolicyErrorKind as Kind};
 use super::model::{ConntrackSettings, Defaults, Policy};
-use super::raw::{self, Span};
+use super::raw::Span;
 use fields::{Field, Table};
 use values::Problem;
 
@@ -29,7 +30,7 @@ const MAX_FAILSAFE: usize = segfw_limits::SEGFW_MAX_FAILSAFE.0 as usize;
 /// Parses and validates a policy; Err holds every error found.
 pub fn validate(src: &str) -> Result<Policy, Vec<PolicyError>> {
     let mut c = Collector::new(src);
-    let entries = match raw::parse(src) {
+    let entries = match chunked::parse(src) {
         Ok(entries) => entries,
         Err((message, span)) => {
             let span = span.unwrap_or(0..0);
