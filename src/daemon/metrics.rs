@@ -158,7 +158,7 @@ impl Reader {
 fn count_keys(pins: &PinDir, name: &str) -> Result<u64> {
     let path = pins.map(name);
     let map = MapHandle::from_pinned_path(&path)
-        .map_err(|source| DatapathError::OpenPinned { path, source })?;
+        .map_err(|source| DatapathError::open_pinned(path, source))?;
     Ok(map.keys().count() as u64)
 }
 
