@@ -63,7 +63,7 @@ pub fn installed(pin_dir: &Path) -> anyhow::Result<PinDir> {
 pub struct DaemonGuard<'a> {
     /// The command, as the refusal names it ("policy apply").
     pub command: &'a str,
-    /// What to do instead, after "edit FILE (the daemon applies it)".
+    /// What to do instead; "{file}" stands for the daemon's policy file.
     pub instead: &'a str,
     /// What the daemon does after a forced run of the command; None: the
     /// command has no --force.
@@ -74,8 +74,8 @@ pub struct DaemonGuard<'a> {
 /// --force (DESIGN §2), and without --policy it only adds interfaces.
 pub const ATTACH_POLICY_UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
     command: "attach --policy",
-    instead: ", attach without --policy (the daemon's policy then applies there too), \
-              or use `segfw policy apply --force FILE`",
+    instead: "attach without --policy (the daemon's policy then applies there too), or edit \
+              {file} (the daemon applies it)",
     after_force: None,
 };
 
@@ -108,22 +108,19 @@ pub fn refuse_under_daemon(
         daemon.policy,
         pins.root().display()
     );
+    let instead = guard.instead.replace("{file}", &daemon.policy);
     match guard.after_force {
         Some(after) if force => {
             eprintln!("warning: {}: {who}; --force: {after}", guard.command);
             Ok(())
         }
         Some(after) => Err(anyhow::anyhow!(
-            "{}: refused, {who}; edit {} (the daemon applies it){}, or pass --force ({after})",
-            guard.command,
-            daemon.policy,
-            guard.instead
+            "{}: refused, {who}; {instead}, or pass --force ({after})",
+            guard.command
         )),
         None => Err(anyhow::anyhow!(
-            "{}: refused, {who}; edit {} (the daemon applies it){}",
-            guard.command,
-            daemon.policy,
-            guard.instead
+            "{}: refused, {who}; {instead}",
+            guard.command
         )),
     }
 }

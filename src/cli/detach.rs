@@ -31,7 +31,7 @@ pub struct Args {
 
 const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
     command: "detach",
-    instead: ", or stop the daemon (it detaches on SIGTERM)",
+    instead: "stop the daemon (it detaches on SIGTERM)",
     after_force: Some(
         "the daemon logs the detach, reports drift (segfw_policy_drift 1) and re-attaches \
                   only when its policy file changes or on SIGHUP",

@@ -13,7 +13,7 @@ use crate::datapath::maps::open_conntrack;
 /// A manual apply overrides the daemon's policy file.
 pub const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
     command: "policy apply",
-    instead: "",
+    instead: "edit {file} instead (the daemon applies it)",
     after_force: Some(
         "the daemon reports the drift (segfw_policy_drift 1) and re-applies its file \
                   only when that file changes or on SIGHUP",

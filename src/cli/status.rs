@@ -108,14 +108,16 @@ fn print_text(s: &Status) {
 }
 
 fn print_daemon(d: &DaemonStatus) {
+    let interfaces = if d.interfaces.is_empty() {
+        "none".to_string()
+    } else {
+        d.interfaces.join(", ")
+    };
     if d.alive {
         println!(
             "daemon: segfw run pid {} since {}, policy {}, interfaces {} \
              (policy apply, detach and uninstall need --force)",
-            d.pid,
-            d.started,
-            d.policy,
-            d.interfaces.join(", ")
+            d.pid, d.started, d.policy, interfaces
         );
     } else {
         println!(

@@ -16,7 +16,7 @@ pub struct Args {
 
 const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
     command: "uninstall",
-    instead: ", or stop the daemon first",
+    instead: "stop the daemon first",
     after_force: Some("the daemon notices its pins are gone, logs it and exits 1"),
 };
 
