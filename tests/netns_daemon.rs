@@ -430,6 +430,24 @@ fn run_with_keep_leaves_enforcement_on_sigterm() {
         lab.ping(&b, &server),
         "with --keep the policy still allows ping"
     );
+
+    // A daemon killed without cleaning up leaves a stale record, which
+    // status shows as such and which binds nothing.
+    let mut killed = Daemon::start(&lab, &live, &["--keep"]);
+    killed.signal(Signal::SIGKILL);
+    killed.wait_exit(10);
+    let status = lab.status();
+    assert_eq!(status["daemon"]["pid"], killed.pid(), "{status}");
+    assert_eq!(
+        status["daemon"]["alive"], false,
+        "a killed daemon is not alive: {status}"
+    );
+    let tcp = lab.write_policy("tcp.toml", &tcp_only(&lab));
+    lab.apply(&tcp);
+    assert!(
+        !lab.ping(&b, &server),
+        "the apply after a stale record took effect"
+    );
 }
 
 #[test]
@@ -576,6 +594,26 @@ fn run_owns_its_instance_reports_drift_and_exits_when_its_pins_vanish() {
         text.contains(&format!("daemon: segfw run pid {}", daemon.pid()))
             && text.contains(&live.display().to_string()),
         "status should name the daemon:\n{text}"
+    );
+
+    // A second daemon on the same pin dir is refused at once.
+    let pin_dir = lab.pin_dir.display().to_string();
+    let netns = format!("--net=/run/netns/{}", lab.ns_a);
+    let live_s = live.display().to_string();
+    let second = Command::new("timeout")
+        .args(["30", "nsenter", &netns, env!("CARGO_BIN_EXE_segfw")])
+        .args(["--pin-dir", &pin_dir, "run", IFACE, "--policy", &live_s])
+        .output()
+        .expect("run a second segfw run");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a second daemon must exit 1: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", daemon.pid())),
+        "the refusal should name the running daemon: {stderr}"
     );
 
     // Commands that would change what it manages are refused; nothing changes.
