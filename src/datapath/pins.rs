@@ -469,6 +469,41 @@ mod tests {
     }
 
     #[test]
+    fn eacces_and_eperm_are_permission_errors_and_enoent_is_absence() {
+        let path = Path::new("/sys/fs/bpf/segfw/progs/ingress");
+        for errno in [nix::libc::EACCES, nix::libc::EPERM] {
+            let err = std::io::Error::from_raw_os_error(errno);
+            let found = DatapathError::permission("stat", path, &err).map(|e| e.to_string());
+            assert!(
+                found.as_deref().is_some_and(|m| m
+                    .starts_with("stat /sys/fs/bpf/segfw/progs/ingress: ")
+                    && m.ends_with(
+                        "; segfw needs root, or CAP_BPF and CAP_SYS_ADMIN; the pins are 0600 root"
+                    )),
+                "errno {errno}: {found:?}"
+            );
+            assert!(!is_absent(&err), "errno {errno} is not absence");
+        }
+        let enoent = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        assert!(DatapathError::permission("stat", path, &enoent).is_none());
+        assert!(is_absent(&enoent));
+        assert!(is_absent(&std::io::Error::from_raw_os_error(
+            nix::libc::ENOTDIR
+        )));
+    }
+
+    #[test]
+    fn a_pin_dir_that_does_not_exist_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pins = PinDir::new(dir.path().join("absent"));
+        assert!(!pins.is_installed().expect("absence is no error"));
+        assert!(matches!(
+            pins.require_installed(),
+            Err(DatapathError::NotInstalled { .. })
+        ));
+    }
+
+    #[test]
     fn link_pins_have_no_dots_and_decode_back() {
         let pins = PinDir::new("/sys/fs/bpf/segfw");
         let pin = pins.link("eth0.100", Direction::Egress);
