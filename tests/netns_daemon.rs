@@ -1,7 +1,8 @@
 //! segfw's long-running side with real traffic between namespaces:
 //! `policy apply --confirm` and its detached rollback watchdog, and the
 //! `segfw run` daemon (re-apply on file change, invalid edits, metrics,
-//! SIGTERM with and without --keep).
+//! SIGTERM with and without --keep, and its ownership of the instance: the
+//! record `status` shows, refusals without --force, drift, vanished pins).
 mod common;
 
 use std::fs::File;
@@ -177,6 +178,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(lab: &Lab, policy: &Path, extra: &[&str]) -> Self {
+        let mut daemon = Daemon::spawn(lab, policy, extra);
+        daemon.wait_for_log("running:", 15);
+        daemon
+    }
+
+    /// Starts `segfw run` without waiting for it to be running.
+    fn spawn(lab: &Lab, policy: &Path, extra: &[&str]) -> Self {
         let log = lab.policies.path().join("run.log");
         let events = lab.policies.path().join("events.log");
         let pin_dir = lab.pin_dir.display().to_string();
@@ -200,9 +208,11 @@ impl Daemon {
             .stderr(File::create(&log).expect("create daemon log"))
             .spawn()
             .expect("start segfw run");
-        let mut daemon = Daemon { child, log };
-        daemon.wait_for_log("running:", 15);
-        daemon
+        Daemon { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn log_text(&self) -> String {
@@ -220,17 +230,26 @@ impl Daemon {
         );
     }
 
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("send a signal to segfw run");
+    }
+
     /// SIGTERM, then the exit status (within 10s).
     fn terminate(&mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.signal(Signal::SIGTERM);
+        self.wait_exit(10)
+    }
+
+    /// The exit status, waiting up to `secs` for it.
+    fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for segfw run") {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "segfw run did not exit 10s after SIGTERM:\n{}",
+                "segfw run did not exit within {secs}s:\n{}",
                 self.log_text()
             );
             thread::sleep(Duration::from_millis(50));
@@ -354,7 +373,12 @@ fn run_reapplies_changes_survives_invalid_edits_and_serves_metrics() {
         .expect("read links dir")
         .count();
     assert_eq!(links, 0, "links left in the pin dir after SIGTERM");
-    assert_eq!(lab.status()["attachments"], serde_json::json!([]));
+    let status = lab.status();
+    assert_eq!(status["attachments"], serde_json::json!([]));
+    assert!(
+        status["daemon"].is_null(),
+        "the daemon record is cleared on exit: {status}"
+    );
     assert!(
         lab.tcp_connects(&b, &server, PORT_CLOSED),
         "after SIGTERM traffic should be unfiltered"
@@ -384,6 +408,10 @@ fn run_with_keep_leaves_enforcement_on_sigterm() {
         daemon.log_text()
     );
     let status = lab.status();
+    assert!(
+        status["daemon"].is_null(),
+        "after --keep no daemon manages the instance, the record says so: {status}"
+    );
     let live_links = status["attachments"]
         .as_array()
         .expect("attachments")
@@ -401,6 +429,24 @@ fn run_with_keep_leaves_enforcement_on_sigterm() {
     assert!(
         lab.ping(&b, &server),
         "with --keep the policy still allows ping"
+    );
+
+    // A daemon killed without cleaning up leaves a stale record, which
+    // status shows as such and which binds nothing.
+    let mut killed = Daemon::start(&lab, &live, &["--keep"]);
+    killed.signal(Signal::SIGKILL);
+    killed.wait_exit(10);
+    let status = lab.status();
+    assert_eq!(status["daemon"]["pid"], killed.pid(), "{status}");
+    assert_eq!(
+        status["daemon"]["alive"], false,
+        "a killed daemon is not alive: {status}"
+    );
+    let tcp = lab.write_policy("tcp.toml", &tcp_only(&lab));
+    lab.apply(&tcp);
+    assert!(
+        !lab.ping(&b, &server),
+        "the apply after a stale record took effect"
     );
 }
 
@@ -437,4 +483,246 @@ fn run_reattaches_an_interface_that_was_deleted_and_created_again() {
         "and still allows tcp/8080"
     );
     assert!(daemon.terminate().success(), "segfw run exits 0 on SIGTERM");
+}
+
+/// (HTTP status, body) of /metrics, or None while nothing answers.
+fn try_scrape(lab: &Lab) -> Option<(u16, String)> {
+    let url = format!("http://{METRICS}/metrics");
+    let out = ns_cmd(
+        &lab.ns_a,
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ],
+    )
+    .output()
+    .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    let code: u16 = code.trim().parse().ok()?;
+    (code != 0).then(|| (code, body.to_string()))
+}
+
+const DRIFT: &str = "segfw_policy_drift";
+
+fn live_hooks(lab: &Lab) -> usize {
+    lab.status()["attachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .filter(|a| a["live"] == true)
+        .count()
+}
+
+/// Runs segfw in ns a; asserts it exits 1 and its error names the daemon's
+/// pid and policy file. Returns stderr.
+fn refused(lab: &Lab, daemon: &Daemon, live: &Path, args: &[&str]) -> String {
+    let out = lab.segfw(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "segfw {args:?} under a daemon must be refused (exit 1): {stderr}"
+    );
+    for needle in [format!("pid {}", daemon.pid()), live.display().to_string()] {
+        assert!(
+            stderr.contains(&needle),
+            "the refusal of segfw {args:?} should name {needle}: {stderr}"
+        );
+    }
+    stderr
+}
+
+#[test]
+fn run_owns_its_instance_reports_drift_and_exits_when_its_pins_vanish() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    let mut lab = Lab::new("own", 11);
+    let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
+    lab.listen_tcp(&a, &server, PORT_CLOSED);
+    let live = lab.write_policy("live.toml", &allow_ping(&lab));
+    let other = lab.write_policy("other.toml", &tcp_only(&lab));
+    let other_s = other.display().to_string();
+    let mut daemon = Daemon::spawn(&lab, &live, &["--metrics", METRICS]);
+
+    // The first answer of /metrics comes during the load (seconds of
+    // verifier): it says so instead of "not installed".
+    let mut first = None;
+    assert!(
+        eventually(20, || {
+            first = try_scrape(&lab);
+            first.is_some()
+        }),
+        "/metrics never answered:\n{}",
+        daemon.log_text()
+    );
+    let (code, body) = first.expect("an answer");
+    assert!(
+        code == 503 && body.contains("loading the datapath"),
+        "during the first load /metrics should answer 503 \"loading the datapath\", got {code}: {body}"
+    );
+    daemon.wait_for_log("running:", 20);
+    let log = daemon.log_text();
+    let (loading, loaded) = (
+        log.find("loading the datapath (verifier)"),
+        log.find("loaded segfw"),
+    );
+    assert!(
+        loading.is_some() && loading < loaded,
+        "the log should announce the load before it happens:\n{log}"
+    );
+
+    // status names the daemon: pid (alive), policy file, interfaces.
+    let status = lab.status();
+    let d = &status["daemon"];
+    assert_eq!(d["pid"], daemon.pid(), "status --json daemon: {status}");
+    assert_eq!(d["alive"], true, "{status}");
+    assert_eq!(
+        d["policy"].as_str(),
+        Some(live.display().to_string().as_str())
+    );
+    assert_eq!(d["interfaces"], serde_json::json!([IFACE]), "{status}");
+    let text = lab.segfw_ok(&["status"]);
+    assert!(
+        text.contains(&format!("daemon: segfw run pid {}", daemon.pid()))
+            && text.contains(&live.display().to_string()),
+        "status should name the daemon:\n{text}"
+    );
+
+    // A second daemon on the same pin dir is refused at once.
+    let pin_dir = lab.pin_dir.display().to_string();
+    let netns = format!("--net=/run/netns/{}", lab.ns_a);
+    let live_s = live.display().to_string();
+    let second = Command::new("timeout")
+        .args(["30", "nsenter", &netns, env!("CARGO_BIN_EXE_segfw")])
+        .args(["--pin-dir", &pin_dir, "run", IFACE, "--policy", &live_s])
+        .output()
+        .expect("run a second segfw run");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a second daemon must exit 1: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", daemon.pid())),
+        "the refusal should name the running daemon: {stderr}"
+    );
+
+    // Commands that would change what it manages are refused; nothing changes.
+    refused(&lab, &daemon, &live, &["policy", "apply", &other_s]);
+    refused(&lab, &daemon, &live, &["detach", IFACE]);
+    refused(&lab, &daemon, &live, &["uninstall"]);
+    refused(
+        &lab,
+        &daemon,
+        &live,
+        &["attach", IFACE, "--policy", &other_s],
+    );
+    assert_eq!(
+        generation(&lab.status()),
+        1,
+        "a refused apply changed the policy"
+    );
+    assert_eq!(live_hooks(&lab), 2, "a refused detach removed a hook");
+    assert!(
+        lab.ping(&b, &server),
+        "the daemon's policy still allows ping"
+    );
+    assert!(
+        !lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "the daemon's policy still denies tcp/8081"
+    );
+    assert_eq!(metric(&lab, DRIFT), 0.0, "no drift yet");
+
+    // --force: applied; the daemon notices, says so, and does not fight it.
+    lab.segfw_ok(&["policy", "apply", "--force", &other_s]);
+    assert!(!lab.ping(&b, &server), "the forced policy blocks ping");
+    assert!(
+        eventually(5, || metric(&lab, DRIFT) == 1.0),
+        "segfw_policy_drift should go to 1 after a forced apply:\n{}",
+        daemon.log_text()
+    );
+    daemon.wait_for_log("drift: the live policy is generation 2", 5);
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        metric(&lab, GENERATION),
+        2.0,
+        "the daemon must not re-apply its file until it changes or SIGHUP"
+    );
+    assert!(!lab.ping(&b, &server), "the forced policy still enforces");
+
+    // SIGHUP: its file is live again.
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(5, || metric(&lab, DRIFT) == 0.0),
+        "SIGHUP should re-apply the file and clear the drift:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(metric(&lab, GENERATION), 3.0);
+    assert!(
+        lab.ping(&b, &server),
+        "the daemon's policy allows ping again"
+    );
+
+    // detach --force: logged as a detach by hand, left detached (traffic
+    // unfiltered), and attached again at the file's next change.
+    lab.segfw_ok(&["detach", "--force", IFACE]);
+    daemon.wait_for_log("sfw0 ingress was detached by hand", 5);
+    assert!(
+        eventually(5, || metric(&lab, DRIFT) == 1.0),
+        "a forced detach is drift"
+    );
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        live_hooks(&lab),
+        0,
+        "the daemon re-attached a forced detach at once"
+    );
+    assert!(
+        !daemon.log_text().contains("came back as ifindex"),
+        "a detach by hand is not an interface that came back:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "detached: traffic flows unfiltered"
+    );
+    std::fs::write(&live, allow_ping(&lab) + "# edited\n").expect("edit the policy");
+    daemon.wait_for_log("re-attached sfw0 egress", 5);
+    assert!(
+        eventually(5, || metric(&lab, DRIFT) == 0.0),
+        "drift after re-attach"
+    );
+    assert_eq!(
+        live_hooks(&lab),
+        2,
+        "both hooks back after the file changed"
+    );
+    assert!(
+        !lab.tcp_connects(&b, &server, PORT_CLOSED),
+        "re-attached: tcp/8081 is denied again"
+    );
+
+    // The pins vanish under it: it says so and exits 1.
+    lab.segfw_ok(&["uninstall", "--force"]);
+    let status = daemon.wait_exit(10);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "segfw run should exit 1 when its pins are removed:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon.log_text().contains("were removed"),
+        "the daemon should log why it exits:\n{}",
+        daemon.log_text()
+    );
 }

@@ -1,5 +1,7 @@
 //! Security: private pins, no writes by an unprivileged user, read-only
-//! commands that open maps read-only, and the failsafe port under deny-all.
+//! commands that open maps read-only, read commands that tell an
+//! unprivileged user they lack permission (never "not installed"), and the
+//! failsafe port under deny-all.
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -300,5 +302,132 @@ fn failsafe_keeps_tcp_22_reachable_under_deny_all_until_disabled() {
     assert!(
         !lab.tcp_connects(&b, &server, 22),
         "failsafe = [] disables the failsafe, but tcp/22 still connected"
+    );
+}
+
+/// Sets every directory under the pin dir (and it) to `dir_mode` and every
+/// pin to `pin_mode`; restores 0700/0600 on drop, also when a test fails.
+struct Modes<'a> {
+    pin_dir: &'a Path,
+}
+
+impl<'a> Modes<'a> {
+    fn set(pin_dir: &'a Path, dir_mode: u32, pin_mode: u32) -> Self {
+        chmod_tree(pin_dir, dir_mode, pin_mode);
+        Modes { pin_dir }
+    }
+}
+
+impl Drop for Modes<'_> {
+    fn drop(&mut self) {
+        chmod_tree(self.pin_dir, 0o700, 0o600);
+    }
+}
+
+fn chmod_tree(pin_dir: &Path, dir_mode: u32, pin_mode: u32) {
+    let mut paths = vec![pin_dir.to_path_buf()];
+    walk(pin_dir, &mut paths);
+    for path in paths {
+        let mode = if path.is_dir() { dir_mode } else { pin_mode };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+/// segfw as the unprivileged user (no capabilities), with the lab's pin
+/// dir; `timeout` ends an `events` that would wait for events.
+fn segfw_as_user(pin_dir: &Path, args: &[&str]) -> std::process::Output {
+    let pin_dir = pin_dir.display().to_string();
+    Command::new("timeout")
+        .args(["20", "runuser", "-u", USER, "--"])
+        .args([env!("CARGO_BIN_EXE_segfw"), "--pin-dir", &pin_dir])
+        .args(args)
+        .output()
+        .expect("run timeout runuser segfw")
+}
+
+#[test]
+fn read_commands_as_an_unprivileged_user_say_permission_denied_not_not_installed() {
+    let _serial = serial();
+    if !have_root() {
+        return;
+    }
+    ensure_user();
+    let lab = Lab::new("sec-read", 55);
+    let live = lab.write_policy("live.toml", &lab.policy(DENY_ALL));
+    lab.attach(&live, &[]);
+    // The file to diff, where the user may read it (the lab's dir is 0700):
+    // against a policy misread as "none", it would show a made-up diff.
+    let readable = tempfile::tempdir().expect("create a temp dir");
+    std::fs::set_permissions(readable.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temp dir");
+    let other = readable.path().join("other.toml");
+    std::fs::write(&other, lab.policy("[defaults]\naction = \"allow\"\n")).expect("write");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let other = other.display().to_string();
+    let (src, dst) = (
+        format!("{}:40000", lab.b(false)),
+        format!("{}:80", lab.a(false)),
+    );
+    let commands: [&[&str]; 11] = [
+        &["status"],
+        &["status", "--json"],
+        &["policy", "show"],
+        &["policy", "show", "--json"],
+        &["policy", "diff", &other],
+        &["policy", "diff", &other, "--json"],
+        &["stats", "--json"],
+        &["conntrack", "list"],
+        &["events", "--count", "1"],
+        &["explain", "--src", &src, "--dst", &dst, "--proto", "tcp"],
+        &[
+            "explain", "--src", &src, "--dst", &dst, "--proto", "tcp", "--json",
+        ],
+    ];
+
+    // As installed, the 0700 pin dir refuses the path (EACCES on stat);
+    // with it traversable, the 0600 pins refuse the open (EACCES). (With
+    // the pins open to all, Linux 6.x lets anyone BPF_OBJ_GET them whatever
+    // unprivileged_bpf_disabled says: the modes are the protection.)
+    let modes = [
+        ("0700 pin dir", 0o700, 0o600),
+        ("0711 dirs, 0600 pins", 0o711, 0o600),
+    ];
+    for (label, dir_mode, pin_mode) in modes {
+        let _modes = Modes::set(&lab.pin_dir, dir_mode, pin_mode);
+        for args in commands {
+            let out = segfw_as_user(&lab.pin_dir, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{label}: segfw {args:?} as {USER} should exit 1\nstdout: {stdout}\nstderr: {stderr}"
+            );
+            assert!(
+                stderr.contains("needs root, or CAP_BPF and CAP_SYS_ADMIN; the pins are 0600 root"),
+                "{label}: segfw {args:?} as {USER} should say what it needs: {stderr}"
+            );
+            assert!(
+                !stderr.contains("not installed") && !stdout.contains("not installed"),
+                "{label}: segfw {args:?} as {USER} said \"not installed\": {stdout}{stderr}"
+            );
+            if args.starts_with(&["policy", "diff"]) {
+                assert!(
+                    stdout.trim().is_empty(),
+                    "{label}: policy diff as {USER} printed a diff against a policy it could \
+                     not read:\n{stdout}"
+                );
+            }
+        }
+    }
+    // The instance is intact, and a pin dir that does not exist is still
+    // "not installed" for anyone (/sys/fs/bpf is world-searchable).
+    let view = lab.segfw_ok(&["policy", "show", "--json"]);
+    assert!(view.contains("\"deny\""), "the live policy changed: {view}");
+    let absent = std::path::PathBuf::from(format!("{}-absent", lab.pin_dir.display()));
+    let out = segfw_as_user(&absent, &["status"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("not installed"),
+        "status of a pin dir that does not exist: {out:?}"
     );
 }

@@ -3,7 +3,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::common::{checked_policy, interfaces, short_hash};
+use super::common::{
+    announce_fresh_load, checked_policy, interfaces, refuse_under_daemon, short_hash,
+    ATTACH_POLICY_UNDER_DAEMON,
+};
 use crate::datapath::apply::apply;
 use crate::datapath::attach::{attach, AttachMode, AttachOutcome, Interface};
 use crate::datapath::loader::{load_or_reuse, LoadReport};
@@ -53,6 +56,10 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     pins.ensure_bpffs()?;
     pins.create()?;
     let lock = pins.lock()?;
+    if policy.is_some() {
+        refuse_under_daemon(&pins, &ATTACH_POLICY_UNDER_DAEMON, false)?;
+    }
+    announce_fresh_load(&pins)?;
     let conntrack_size = policy
         .as_ref()
         .map(|p| p.image.runtime.conntrack_max_entries);

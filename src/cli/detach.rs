@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::common::installed;
+use super::common::{installed, refuse_under_daemon, DaemonGuard};
 use crate::datapath::attach::{attachments, detach, Interface};
 use crate::datapath::pins::PinDir;
 use crate::datapath::Direction;
@@ -22,11 +22,26 @@ pub struct Args {
     /// Detach from every interface this instance is attached to.
     #[arg(long)]
     pub all: bool,
+    /// Detach although a `segfw run` daemon manages this instance; it logs
+    /// the detach and re-attaches only when its policy file changes or on
+    /// SIGHUP.
+    #[arg(long)]
+    pub force: bool,
 }
+
+const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
+    command: "detach",
+    instead: "stop the daemon (it detaches on SIGTERM)",
+    after_force: Some(
+        "the daemon logs the detach, reports drift (segfw_policy_drift 1) and re-attaches \
+                  only when its policy file changes or on SIGHUP",
+    ),
+};
 
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let pins = installed(pin_dir)?;
     let _lock = pins.lock()?;
+    refuse_under_daemon(&pins, &UNDER_DAEMON, args.force)?;
     let targets = if args.all {
         attached_interfaces(&pins)?
     } else {

@@ -4,11 +4,21 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::common::{checked_policy, installed, short_hash};
+use super::common::{checked_policy, installed, refuse_under_daemon, short_hash, DaemonGuard};
 use crate::daemon::rollback;
 use crate::datapath::apply::{apply_with, next_generation_of, unix_ms, ApplyOptions, ApplyReport};
 use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::maps::open_conntrack;
+
+/// A manual apply overrides the daemon's policy file.
+pub const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
+    command: "policy apply",
+    instead: "edit {file} instead (the daemon applies it)",
+    after_force: Some(
+        "the daemon reports the drift (segfw_policy_drift 1) and re-applies its file \
+                  only when that file changes or on SIGHUP",
+    ),
+};
 
 /// Longest --confirm: a week.
 const MAX_CONFIRM_SECS: u64 = 7 * 24 * 3600;
@@ -23,9 +33,11 @@ pub struct Args {
     /// means no policy: all traffic passes.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_CONFIRM_SECS))]
     pub confirm: Option<u64>,
-    /// Apply even though the live policy still awaits confirmation; that
-    /// policy then counts as confirmed (it is what a rollback of this apply
-    /// restores).
+    /// Apply even though a `segfw run` daemon manages this instance (it
+    /// then reports the drift and re-applies its own file only when that
+    /// file changes or on SIGHUP), or the live policy still awaits
+    /// confirmation (that policy then counts as confirmed: it is what a
+    /// rollback of this apply restores).
     #[arg(long)]
     pub force: bool,
 }
@@ -34,6 +46,7 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let policy = checked_policy(&args.file)?;
     let pins = installed(pin_dir)?;
     let lock = pins.lock()?;
+    refuse_under_daemon(&pins, &UNDER_DAEMON, args.force)?;
     let options = ApplyOptions {
         force: args.force,
         confirm_deadline_ms: args.confirm.map(|secs| unix_ms() + secs * 1000),

@@ -18,7 +18,8 @@ pub struct Args {
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let policy = checked_policy(&args.file)?;
     // Nothing installed reads as "no policy": everything in FILE is new.
-    let live = if PinDir::new(pin_dir).is_installed() {
+    // A pin dir this user may not read is an error, never "no policy".
+    let live = if PinDir::new(pin_dir).is_installed()? {
         live_view(pin_dir)?
     } else {
         decode(&[], &[])

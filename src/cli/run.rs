@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::common::interfaces;
+use super::common::{interfaces, require_policy_file};
 use crate::daemon::run::{run as run_daemon, RunConfig};
 use crate::datapath::pins::PinDir;
-use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,13 +28,7 @@ pub struct Args {
 }
 
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
-    if !args.policy.is_file() {
-        return Err(UsageError(format!(
-            "policy file {} does not exist or is not a file",
-            args.policy.display()
-        ))
-        .into());
-    }
+    require_policy_file(&args.policy)?;
     let config = RunConfig {
         interfaces: interfaces(&args.interfaces)?,
         policy: std::path::absolute(&args.policy)

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::common::{print_json, short_hash};
 use crate::datapath::pins::PinDir;
-use crate::datapath::status::{status, Status};
+use crate::datapath::status::{status, DaemonStatus, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,6 +37,9 @@ fn print_text(s: &Status) {
     println!("segfw instance {}", s.pin_dir);
     if let Some(p) = &s.programs {
         println!("programs: ingress id {}, egress id {}", p.ingress, p.egress);
+    }
+    if let Some(d) = &s.daemon {
+        print_daemon(d);
     }
     if s.attachments.is_empty() {
         println!("attachments: none");
@@ -100,6 +103,26 @@ fn print_text(s: &Status) {
             m.rules,
             m.segments,
             m.memlock_bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+}
+
+fn print_daemon(d: &DaemonStatus) {
+    let interfaces = if d.interfaces.is_empty() {
+        "none".to_string()
+    } else {
+        d.interfaces.join(", ")
+    };
+    if d.alive {
+        println!(
+            "daemon: segfw run pid {} since {}, policy {}, interfaces {} \
+             (policy apply, detach and uninstall need --force)",
+            d.pid, d.started, d.policy, interfaces
+        );
+    } else {
+        println!(
+            "daemon: none (a stale record names pid {}, policy {}, which is not running)",
+            d.pid, d.policy
         );
     }
 }

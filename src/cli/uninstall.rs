@@ -1,19 +1,41 @@
 //! `segfw uninstall`: detach everything and remove the pin dir.
 use std::path::Path;
 
+use super::common::{refuse_under_daemon, DaemonGuard};
 use super::detach::{attached_interfaces, detach_interface};
 use crate::datapath::pins::PinDir;
+use crate::datapath::DatapathError;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Uninstall although a `segfw run` daemon manages this instance; the
+    /// daemon notices its pins are gone, logs it and exits 1.
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub fn run(pin_dir: &Path, _args: Args) -> anyhow::Result<()> {
+const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
+    command: "uninstall",
+    instead: "stop the daemon first",
+    after_force: Some("the daemon notices its pins are gone, logs it and exits 1"),
+};
+
+pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let pins = PinDir::new(pin_dir);
-    if !pins.root().exists() {
-        println!("nothing installed in {}", pin_dir.display());
-        return Ok(());
+    match std::fs::symlink_metadata(pins.root()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("nothing installed in {}", pin_dir.display());
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(DatapathError::permission("stat", pins.root(), &e)
+                .map_or_else(|| anyhow::Error::new(e), anyhow::Error::new)
+                .context(format!("uninstall segfw from {}", pin_dir.display())))
+        }
+        Ok(_) => {}
     }
     let _lock = pins.lock()?;
+    refuse_under_daemon(&pins, &UNDER_DAEMON, args.force)?;
     for iface in attached_interfaces(&pins)? {
         detach_interface(&pins, &iface)?;
     }

@@ -34,6 +34,11 @@ pub struct ApplyState {
     pub last_success_unix_ms: Option<u64>,
     /// Whether its last attempt succeeded (None before the first).
     pub last_ok: Option<bool>,
+    /// The first load of the datapath is under way: nothing to read yet.
+    pub loading: bool,
+    /// The instance is not what the daemon's file says: a `policy apply
+    /// --force` replaced its policy, or a `detach --force` removed a hook.
+    pub drift: bool,
 }
 
 pub type SharedApplyState = Arc<Mutex<ApplyState>>;
@@ -158,7 +163,7 @@ impl Reader {
 fn count_keys(pins: &PinDir, name: &str) -> Result<u64> {
     let path = pins.map(name);
     let map = MapHandle::from_pinned_path(&path)
-        .map_err(|source| DatapathError::OpenPinned { path, source })?;
+        .map_err(|source| DatapathError::open_pinned(path, source))?;
     Ok(map.keys().count() as u64)
 }
 
@@ -231,6 +236,14 @@ impl Collector for Snapshot {
                 gauge,
             )?)?;
         }
+        ConstGauge::new(i64::from(self.apply.drift)).encode(enc.encode_descriptor(
+            "segfw_policy_drift",
+            "1 while the instance is not what the daemon's policy file says (a `policy apply --force` \
+             replaced the policy, or a `detach --force` removed a hook); the daemon re-applies its \
+             file when that file changes or on SIGHUP",
+            None,
+            gauge,
+        )?)?;
         if let Some(ok) = self.apply.last_ok {
             ConstGauge::new(i64::from(ok)).encode(enc.encode_descriptor(
                 "segfw_policy_last_apply_success",
@@ -324,6 +337,12 @@ fn request_reply(
     use tiny_http::{Header, Method, Response};
     let path = request.url().split('?').next().unwrap_or("");
     let (status, content_type, body) = match (request.method(), path) {
+        (Method::Get | Method::Head, "/metrics") if apply.loading => (
+            503,
+            "text/plain; charset=utf-8",
+            "segfw run: loading the datapath (verifier); metrics follow once it is loaded\n"
+                .to_string(),
+        ),
         (Method::Get | Method::Head, "/metrics") => match reader.read(apply) {
             Ok(snapshot) => (200, CONTENT_TYPE, render(snapshot)),
             Err(e) => (
@@ -381,6 +400,8 @@ mod tests {
             apply: ApplyState {
                 last_success_unix_ms: Some(1_500),
                 last_ok: Some(false),
+                loading: false,
+                drift: true,
             },
         };
         let text = render(snapshot);
@@ -396,6 +417,7 @@ mod tests {
             "segfw_policy_confirm_pending 0",
             "segfw_policy_last_apply_success_timestamp_seconds 1.5",
             "segfw_policy_last_apply_success 0",
+            "segfw_policy_drift 1",
             "# EOF",
         ] {
             assert!(

@@ -65,7 +65,8 @@ pub fn spawn(pin_dir: &Path, generation: u32, deadline_ms: u64) -> io::Result<Ch
 /// swaps (it holds the lock, so nothing else applies meanwhile).
 pub fn watch(pins: &PinDir, generation: u32, deadline_ms: u64) -> anyhow::Result<WatchOutcome> {
     loop {
-        if !pins.is_installed() {
+        // A stat error is not "uninstalled": the deadline check decides.
+        if matches!(pins.is_installed(), Ok(false)) {
             return Ok(WatchOutcome::Uninstalled);
         }
         let now = unix_ms();

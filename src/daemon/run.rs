@@ -1,6 +1,7 @@
 //! `segfw run`: the foreground daemon. The main thread drains the signalfd
 //! and the policy watcher every 100 ms; one thread prints events from the
 //! ring buffer (the reader `segfw events` uses), one serves metrics.
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -21,18 +22,23 @@ use super::watch::PolicyWatcher;
 use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, inspect, AttachMode, AttachOutcome, Interface};
 use crate::datapath::clock::rfc3339_utc;
+use crate::datapath::decode::decode;
 use crate::datapath::events::EventStream;
 use crate::datapath::loader::{load_or_reuse, Programs};
 use crate::datapath::maps::Maps;
 use crate::datapath::pins::{PinDir, PinLock};
-use crate::datapath::Direction;
+use crate::datapath::records::{
+    clear_daemon_record, live_daemon, write_daemon_record, DaemonRecord,
+};
+use crate::datapath::{DatapathError, Direction};
 use crate::policy::{check_bytes, CheckedPolicy};
 
 /// How long the loop blocks on the ring buffer: the latency of signals
 /// and file changes.
 const TICK: Duration = Duration::from_millis(100);
-/// How often the hooks are checked for interfaces that were deleted and
-/// created again.
+/// How often the instance is checked: pins still there, hooks of
+/// interfaces deleted and created again, hooks detached and policies
+/// applied by hand (drift).
 const HOOK_CHECK: Duration = Duration::from_secs(1);
 /// Retry of an apply refused because a confirmation is pending.
 const RETRY_PENDING: Duration = Duration::from_secs(1);
@@ -69,7 +75,10 @@ pub fn run(pins: &PinDir, config: RunConfig) -> anyhow::Result<()> {
 
     pins.ensure_bpffs()?;
     pins.create()?;
-    let state: SharedApplyState = Arc::new(Mutex::new(ApplyState::default()));
+    let state: SharedApplyState = Arc::new(Mutex::new(ApplyState {
+        loading: true,
+        ..ApplyState::default()
+    }));
     // Bound before anything is attached: a busy port changes nothing.
     let metrics = config
         .metrics
@@ -87,13 +96,37 @@ pub fn run(pins: &PinDir, config: RunConfig) -> anyhow::Result<()> {
         retry_at: None,
         deferred: false,
         last_error: None,
+        prog_ids: [0; 2],
+        generation: None,
+        foreign_generation: None,
+        detached: BTreeSet::new(),
     };
     daemon.last_sha = Some(sha256_hex(&bytes));
     daemon.start(first)?;
     let result = daemon.event_loop(&signals);
-    let stopped = daemon.stop();
+    let stopped = match &result {
+        // Nothing is left to detach or to clear.
+        Ok(Stop::PinsGone(_)) => Ok(()),
+        _ => daemon.stop(),
+    };
     drop(metrics);
-    result.and(stopped)
+    match result? {
+        Stop::Signal => stopped,
+        Stop::PinsGone(why) => {
+            log(format_args!("{why}; exiting"));
+            Err(anyhow::anyhow!("{why}"))
+        }
+    }
+}
+
+/// Why the daemon's loop ended.
+#[derive(Debug)]
+enum Stop {
+    /// SIGINT or SIGTERM: detach (unless --keep) and exit 0.
+    Signal,
+    /// The instance's pins were removed (`uninstall --force`) or replaced by
+    /// another load: there is nothing left to manage, exit 1.
+    PinsGone(String),
 }
 
 struct Daemon {
@@ -108,6 +141,15 @@ struct Daemon {
     deferred: bool,
     /// The last failure to re-attach a hook, logged once.
     last_error: Option<String>,
+    /// Ids of its programs (ingress, egress): others mean another load.
+    prog_ids: [u32; 2],
+    /// Generation of its last apply; another live one is drift.
+    generation: Option<u32>,
+    /// The live generation that is not its own, once logged.
+    foreign_generation: Option<u32>,
+    /// Hooks detached by hand (`detach --force`): left detached until the
+    /// file is applied again (its next change, or SIGHUP).
+    detached: BTreeSet<(String, Direction)>,
 }
 
 impl Daemon {
@@ -115,9 +157,15 @@ impl Daemon {
     /// no packet of a new attachment is judged without the policy.
     fn start(&mut self, policy: CheckedPolicy) -> anyhow::Result<()> {
         let lock = self.pins.lock()?;
+        self.refuse_second_daemon()?;
         let wanted = policy.image.runtime.conntrack_max_entries;
+        if !self.pins.is_installed()? {
+            log(format_args!("loading the datapath (verifier) ..."));
+        }
         let (programs, report) = load_or_reuse(&self.pins, Some(wanted))
             .with_context(|| format!("load segfw into {}", self.pins.root().display()))?;
+        self.update_state(|s| s.loading = false);
+        self.prog_ids = [programs.ingress.id(), programs.egress.id()];
         if report.loaded {
             log(format_args!(
                 "loaded segfw into {}",
@@ -131,13 +179,49 @@ impl Daemon {
                 report.conntrack_max_entries
             ));
         }
-        match self.apply(&lock, &policy) {
+        let names: Vec<String> = self
+            .config
+            .interfaces
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        let record = DaemonRecord::of_this_process(&self.config.policy, &names, unix_ms());
+        write_daemon_record(&self.pins, &record)
+            .with_context(|| format!("record this daemon in {}", self.pins.root().display()))?;
+        let started = self.apply_and_attach(&lock, &policy, &programs);
+        if started.is_err() {
+            let _ = clear_daemon_record(&self.pins);
+        }
+        started
+    }
+
+    /// A second daemon on one instance would fight the first over it.
+    fn refuse_second_daemon(&self) -> anyhow::Result<()> {
+        match live_daemon(&self.pins)? {
+            Some(other) if other.pid != std::process::id() => Err(anyhow::anyhow!(
+                "segfw run (pid {}, policy {}) already manages the instance in {}; stop it first, \
+                 or use another --pin-dir",
+                other.pid,
+                other.policy,
+                self.pins.root().display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply_and_attach(
+        &mut self,
+        lock: &PinLock,
+        policy: &CheckedPolicy,
+        programs: &Programs,
+    ) -> anyhow::Result<()> {
+        match self.apply(lock, policy) {
             Ok(()) | Err(ApplyError::ConfirmPending { .. }) => {}
             Err(e) => {
                 return Err(e).with_context(|| format!("apply {}", self.config.policy.display()))
             }
         }
-        self.attach_all(&programs)?;
+        self.attach_all(programs)?;
         log(format_args!(
             "running: {} attached, watching {}",
             self.iface_list(),
@@ -146,21 +230,83 @@ impl Daemon {
         Ok(())
     }
 
-    /// An interface deleted and created again (a container or VM restarted)
-    /// comes back without hooks, under a new index: attach them again by
-    /// name. One that is still gone is left until it appears.
-    fn reattach_lost_hooks(&mut self) {
+    /// The check every HOOK_CHECK: pins gone or replaced end the daemon;
+    /// otherwise, under the lock (skipped while another command holds it,
+    /// so a half-done command is never taken for drift), hooks are checked
+    /// and the live generation compared with the daemon's own.
+    fn check_instance(&mut self) -> Option<Stop> {
+        if let Some(why) = self.pins_gone() {
+            return Some(Stop::PinsGone(why));
+        }
+        let lock = match self.pins.lock_with_timeout(Duration::ZERO) {
+            Ok(lock) => lock,
+            Err(DatapathError::LockTimeout { .. }) => return None,
+            Err(e) => {
+                // The pin dir itself went away between the two checks.
+                if let Some(why) = self.pins_gone() {
+                    return Some(Stop::PinsGone(why));
+                }
+                self.log_once(format!("check the instance: {e}"));
+                return None;
+            }
+        };
+        self.check_hooks(&lock);
+        self.check_policy();
+        self.publish_drift();
+        None
+    }
+
+    /// Why the instance is gone, if it is: no programs pinned any more
+    /// (`segfw uninstall --force`), or programs of another load.
+    fn pins_gone(&self) -> Option<String> {
+        let root = self.pins.root().display();
+        match self.pins.is_installed() {
+            Ok(false) => {
+                return Some(format!(
+                    "the pins in {root} were removed (segfw uninstall --force?)"
+                ))
+            }
+            Ok(true) => {}
+            Err(_) => return None,
+        }
+        let ids = Programs::open(&self.pins)
+            .map(|p| [p.ingress.id(), p.egress.id()])
+            .ok()?;
+        (ids != self.prog_ids).then(|| {
+            format!(
+                "the programs pinned in {root} are not this daemon's any more (ids {}/{}, were \
+                 {}/{}): the instance was uninstalled and loaded again",
+                ids[0], ids[1], self.prog_ids[0], self.prog_ids[1]
+            )
+        })
+    }
+
+    /// A hook whose pin is gone was detached by hand (`detach --force`): it
+    /// stays detached until the file is applied again. A pinned hook that
+    /// is not live on the interface of that name means the interface was
+    /// deleted and created again (a container or VM restarted): it is
+    /// attached again at once. An interface still gone is left until it
+    /// appears.
+    fn check_hooks(&mut self, lock: &PinLock) {
         for i in 0..self.config.interfaces.len() {
             let name = self.config.interfaces[i].name.clone();
             let Ok(now) = Interface::by_name(&name) else {
                 continue;
             };
-            let lost: Vec<Direction> = Direction::BOTH
-                .into_iter()
-                .filter(|&dir| !self.hook_live(&now, dir))
-                .collect();
+            let mut lost = Vec::new();
+            for dir in Direction::BOTH {
+                if self.detached.contains(&(name.clone(), dir)) {
+                    continue;
+                }
+                match inspect(&self.pins, &name, dir) {
+                    Ok(None) => self.note_detached_by_hand(&name, dir),
+                    Ok(Some(hook)) if hook.live && hook.ifindex == Some(now.ifindex) => {}
+                    Ok(Some(_)) => lost.push(dir),
+                    Err(e) => self.log_once(format!("inspect {name} {dir}: {e}")),
+                }
+            }
             if !lost.is_empty() {
-                if let Err(e) = self.reattach(&now, &lost) {
+                if let Err(e) = self.reattach(lock, &now, &lost) {
                     self.log_once(format!("re-attach {name}: {e:#}"));
                 }
             }
@@ -168,15 +314,73 @@ impl Daemon {
         }
     }
 
-    fn hook_live(&self, iface: &Interface, dir: Direction) -> bool {
-        matches!(
-            inspect(&self.pins, &iface.name, dir),
-            Ok(Some(hook)) if hook.live && hook.ifindex == Some(iface.ifindex)
-        )
+    fn note_detached_by_hand(&mut self, name: &str, dir: Direction) {
+        self.detached.insert((name.to_string(), dir));
+        log(format_args!(
+            "drift: {name} {dir} was detached by hand (segfw detach --force?), its traffic is \
+             unfiltered; it is attached again when {} changes or on SIGHUP",
+            self.config.policy.display()
+        ));
     }
 
-    fn reattach(&mut self, iface: &Interface, dirs: &[Direction]) -> anyhow::Result<()> {
-        let _lock = self.pins.lock()?;
+    /// A live generation other than the daemon's last apply: someone ran
+    /// `policy apply --force` (or its rollback). Logged once per generation.
+    fn check_policy(&mut self) {
+        let Some(ours) = self.generation else {
+            return; // deferred behind a pending confirmation: nothing of ours is live
+        };
+        let live = match Maps::open(&self.pins).and_then(|m| m.runtime()) {
+            Ok(rt) => rt.generation,
+            Err(e) => {
+                self.log_once(format!("read the live generation: {e}"));
+                return;
+            }
+        };
+        if live == ours {
+            self.foreign_generation = None;
+            return;
+        }
+        if self.foreign_generation == Some(live) {
+            return;
+        }
+        self.foreign_generation = Some(live);
+        log(format_args!(
+            "drift: the live policy is generation {live}{}, not this daemon's generation {ours} \
+             from {}: applied by hand (segfw policy apply --force?); {} is applied again when it \
+             changes or on SIGHUP",
+            self.describe_source(),
+            self.config.policy.display(),
+            self.config.policy.display()
+        ));
+    }
+
+    /// " (from FILE)" of the live policy, if its maps say.
+    fn describe_source(&self) -> String {
+        let view = Maps::open(&self.pins)
+            .and_then(|m| m.live_policy())
+            .map(|(trie, meta)| decode(&trie, &meta));
+        match view.ok().and_then(|v| v.source) {
+            Some(source) => format!(" (from {source})"),
+            None => String::new(),
+        }
+    }
+
+    fn publish_drift(&self) {
+        let drift = self.foreign_generation.is_some() || !self.detached.is_empty();
+        self.update_state(|s| s.drift = drift);
+    }
+
+    fn update_state(&self, change: impl FnOnce(&mut ApplyState)) {
+        change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Attaches `dirs` of `iface` again (the caller holds the lock).
+    fn reattach(
+        &mut self,
+        _lock: &PinLock,
+        iface: &Interface,
+        dirs: &[Direction],
+    ) -> anyhow::Result<()> {
         let programs = Programs::open(&self.pins)?;
         for &dir in dirs {
             if let AttachOutcome::Attached { kind, .. } =
@@ -190,6 +394,35 @@ impl Daemon {
         }
         self.last_error = None;
         Ok(())
+    }
+
+    /// After the file was applied again: the hooks detached by hand go back.
+    fn restore_detached(&mut self, _lock: &PinLock) {
+        if self.detached.is_empty() {
+            return;
+        }
+        let programs = match Programs::open(&self.pins) {
+            Ok(programs) => programs,
+            Err(e) => {
+                log(format_args!("re-attach the hooks detached by hand: {e}"));
+                return;
+            }
+        };
+        for (name, dir) in std::mem::take(&mut self.detached) {
+            let attached = Interface::by_name(&name).and_then(|iface| {
+                attach(&self.pins, programs.get(dir), &iface, dir, AttachMode::Auto)
+            });
+            match attached {
+                Ok(_) => log(format_args!(
+                    "re-attached {name} {dir}, detached by hand before this apply"
+                )),
+                Err(e) => {
+                    log(format_args!("re-attach {name} {dir}: {e}"));
+                    self.detached.insert((name, dir));
+                }
+            }
+        }
+        self.publish_drift();
     }
 
     /// Logs a failure once, not every second while it lasts.
@@ -233,7 +466,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn event_loop(&mut self, signals: &SignalFd) -> anyhow::Result<()> {
+    fn event_loop(&mut self, signals: &SignalFd) -> anyhow::Result<Stop> {
         let mut watcher = PolicyWatcher::new(&self.config.policy)
             .with_context(|| format!("watch {}", self.config.policy.display()))?;
         let stop_events = Arc::new(AtomicBool::new(false));
@@ -264,7 +497,7 @@ impl Daemon {
         &mut self,
         signals: &SignalFd,
         watcher: &mut PolicyWatcher,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Stop> {
         let mut watch_failed = false;
         let mut hooks_checked = Instant::now();
 
@@ -272,7 +505,9 @@ impl Daemon {
             std::thread::sleep(TICK);
             if hooks_checked.elapsed() >= HOOK_CHECK {
                 hooks_checked = Instant::now();
-                self.reattach_lost_hooks();
+                if let Some(stop) = self.check_instance() {
+                    return Ok(stop);
+                }
             }
             let mut force = false;
             while let Some(info) = signals.read_signal().context("read signalfd")? {
@@ -286,7 +521,7 @@ impl Daemon {
                     }
                     Ok(signal) => {
                         log(format_args!("{signal}: stopping"));
-                        return Ok(());
+                        return Ok(Stop::Signal);
                     }
                     Err(_) => {}
                 }
@@ -346,8 +581,9 @@ impl Daemon {
                 return;
             }
         };
-        if let Err(e) = self.apply(&lock, &policy) {
-            if !matches!(e, ApplyError::ConfirmPending { .. }) {
+        match self.apply(&lock, &policy) {
+            Ok(()) => self.restore_detached(&lock),
+            Err(e) if !matches!(e, ApplyError::ConfirmPending { .. }) => {
                 log(format_args!(
                     "apply {}: {}; {} keeps enforcing, retrying in {}s",
                     path.display(),
@@ -357,6 +593,7 @@ impl Daemon {
                 ));
                 self.retry_later(RETRY_FAILED);
             }
+            Err(_) => {}
         }
     }
 
@@ -368,6 +605,14 @@ impl Daemon {
                 self.deferred = false;
                 self.log_applied(&report);
                 self.record(true);
+                if self.foreign_generation.take().is_some() {
+                    log(format_args!(
+                        "drift resolved: {} is live again",
+                        self.config.policy.display()
+                    ));
+                }
+                self.generation = Some(report.generation);
+                self.publish_drift();
                 Ok(())
             }
             Err(ApplyError::ConfirmPending { pending }) => {
@@ -410,11 +655,12 @@ impl Daemon {
     }
 
     fn record(&self, ok: bool) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.last_ok = Some(ok);
-        if ok {
-            state.last_success_unix_ms = Some(unix_ms());
-        }
+        self.update_state(|state| {
+            state.last_ok = Some(ok);
+            if ok {
+                state.last_success_unix_ms = Some(unix_ms());
+            }
+        });
     }
 
     /// "generation N" of the live policy, for log lines.
@@ -429,7 +675,13 @@ impl Daemon {
 
     /// Detaches the interfaces this daemon runs on (also ones it found
     /// attached, e.g. left by a crashed earlier run), unless --keep.
+    /// The record is cleared either way: it says who manages the instance
+    /// now, and after --keep nobody does.
     fn stop(&self) -> anyhow::Result<()> {
+        let _lock = self.pins.lock()?;
+        if let Err(e) = clear_daemon_record(&self.pins) {
+            log(format_args!("clear the daemon record: {e}"));
+        }
         if self.config.keep {
             log(format_args!(
                 "--keep: {} stay attached, {} keeps enforcing",
@@ -438,7 +690,6 @@ impl Daemon {
             ));
             return Ok(());
         }
-        let _lock = self.pins.lock()?;
         let mut first_err = None;
         for iface in &self.config.interfaces {
             for dir in Direction::BOTH {

@@ -55,7 +55,7 @@ pub fn load_or_reuse(
     pins: &PinDir,
     conntrack_max_entries: Option<u32>,
 ) -> Result<(Programs, LoadReport)> {
-    let loaded = !pins.is_installed();
+    let loaded = !pins.is_installed()?;
     if loaded {
         load(pins, conntrack_max_entries)?;
     }

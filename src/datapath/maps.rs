@@ -57,10 +57,8 @@ impl PinnedMap {
 
     /// Opens a pinned map at any path (e.g. maps/policy, the active set).
     pub fn open_path<K, V>(path: &Path, name: &str) -> Result<Self> {
-        let map = open_pinned_map(path).map_err(|source| DatapathError::OpenPinned {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let map = open_pinned_map(path)
+            .map_err(|source| DatapathError::open_pinned(path.to_path_buf(), source))?;
         let opened = PinnedMap {
             name: name.to_string(),
             map,

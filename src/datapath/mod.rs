@@ -20,7 +20,7 @@ pub mod stats;
 pub mod status;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The two tc hooks a program is attached to.
@@ -96,6 +96,16 @@ pub enum DatapathError {
         .pin_dir.display()
     )]
     NotInstalled { pin_dir: PathBuf },
+    /// EACCES/EPERM on the pin dir, a pin or bpf(2): never "not installed".
+    #[error(
+        "{verb} {}: {cause}; segfw needs root, or CAP_BPF and CAP_SYS_ADMIN; the pins are 0600 root",
+        .path.display()
+    )]
+    PermissionDenied {
+        verb: &'static str,
+        path: PathBuf,
+        cause: String,
+    },
     #[error("open BPF skeleton")]
     OpenSkeleton(#[source] libbpf_rs::Error),
     #[error("set up map {map} before load")]
@@ -156,6 +166,38 @@ pub enum DatapathError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl DatapathError {
+    /// OpenPinned, or PermissionDenied when the kernel refused access
+    /// (EACCES on the pin's mode, EPERM without CAP_BPF).
+    pub fn open_pinned(path: PathBuf, source: libbpf_rs::Error) -> Self {
+        if source.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+            // The errno, without libbpf's context (which repeats the path).
+            let mut cause: &dyn std::error::Error = &source;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            DatapathError::PermissionDenied {
+                verb: "open",
+                path,
+                cause: cause.to_string(),
+            }
+        } else {
+            DatapathError::OpenPinned { path, source }
+        }
+    }
+
+    /// PermissionDenied for EACCES/EPERM on `path`, else None.
+    pub fn permission(verb: &'static str, path: &Path, err: &std::io::Error) -> Option<Self> {
+        (err.kind() == std::io::ErrorKind::PermissionDenied).then(|| {
+            DatapathError::PermissionDenied {
+                verb,
+                path: path.to_path_buf(),
+                cause: err.to_string(),
+            }
+        })
+    }
 }
 
 pub type Result<T, E = DatapathError> = std::result::Result<T, E>;

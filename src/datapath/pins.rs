@@ -110,14 +110,40 @@ impl PinDir {
         let _ = fs::remove_dir(self.link_dir(iface));
     }
 
-    /// Both programs are pinned: the instance was loaded.
-    pub fn is_installed(&self) -> bool {
-        Direction::BOTH.iter().all(|d| self.prog(*d).exists())
+    /// Whether both programs are pinned: the instance was loaded. What this
+    /// process may not see or open is PermissionDenied, never "absent"
+    /// (`Path::exists` reads EACCES on a 0700 pin dir as false): the pin
+    /// dir's mode, and bpf(2) itself (EPERM without CAP_BPF), are checked.
+    pub fn is_installed(&self) -> Result<bool> {
+        for dir in Direction::BOTH {
+            let path = self.prog(dir);
+            if let Err(e) = fs::symlink_metadata(&path) {
+                if is_absent(&e) {
+                    return Ok(false);
+                }
+                return Err(DatapathError::permission("stat", &path, &e).unwrap_or(
+                    DatapathError::ReadDir {
+                        path: self.root.clone(),
+                        source: e,
+                    },
+                ));
+            }
+        }
+        // Other failures of this open are left to the command's own opens,
+        // which name what they open.
+        let prog = self.prog(Direction::Ingress);
+        match libbpf_rs::ProgramHandle::from_pinned_path(&prog) {
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
+                Err(DatapathError::open_pinned(prog, e))
+            }
+            _ => Ok(true),
+        }
     }
 
-    /// Fails with NotInstalled unless both programs are pinned.
+    /// Fails with NotInstalled unless both programs are pinned (and with
+    /// PermissionDenied when this process may not tell).
     pub fn require_installed(&self) -> Result<()> {
-        if self.is_installed() {
+        if self.is_installed()? {
             Ok(())
         } else {
             Err(DatapathError::NotInstalled {
@@ -179,9 +205,13 @@ impl PinDir {
     pub fn lock_with_timeout(&self, timeout: Duration) -> Result<PinLock> {
         let start = Instant::now();
         loop {
-            let dir = File::open(&self.root).map_err(|source| DatapathError::ReadDir {
-                path: self.root.clone(),
-                source,
+            let dir = File::open(&self.root).map_err(|source| {
+                DatapathError::permission("open", &self.root, &source).unwrap_or(
+                    DatapathError::ReadDir {
+                        path: self.root.clone(),
+                        source,
+                    },
+                )
             })?;
             match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(PinLock { _lock: lock }),
@@ -256,6 +286,11 @@ fn encode_iface(iface: &str) -> String {
 
 fn decode_iface(encoded: &str) -> String {
     encoded.replace(':', ".")
+}
+
+/// ENOENT, or ENOTDIR (a file where a directory of the path should be).
+fn is_absent(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR)
 }
 
 /// Names in `dir`, sorted; a missing dir has none.
@@ -397,23 +432,20 @@ fn mount_bpffs(path: &Path) -> Result<()> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    let result = fs::DirBuilder::new().mode(0o700).create(dir);
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(DatapathError::CreateDir {
+    let create_err = |source: std::io::Error| {
+        DatapathError::permission("create", dir, &source).unwrap_or(DatapathError::CreateDir {
             path: dir.to_path_buf(),
             source,
-        }),
+        })
+    };
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(create_err(source)),
     }
     .and_then(|()| {
         // umask may have narrowed or the dir may predate us: set it exactly.
-        fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(|source| {
-            DatapathError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            }
-        })
+        fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(create_err)
     })
 }
 
@@ -434,6 +466,41 @@ mod tests {
             "POSIX locks are not ours"
         );
         assert_eq!(holder_in_proc_locks(locks, dev, 7), None);
+    }
+
+    #[test]
+    fn eacces_and_eperm_are_permission_errors_and_enoent_is_absence() {
+        let path = Path::new("/sys/fs/bpf/segfw/progs/ingress");
+        for errno in [nix::libc::EACCES, nix::libc::EPERM] {
+            let err = std::io::Error::from_raw_os_error(errno);
+            let found = DatapathError::permission("stat", path, &err).map(|e| e.to_string());
+            assert!(
+                found.as_deref().is_some_and(|m| m
+                    .starts_with("stat /sys/fs/bpf/segfw/progs/ingress: ")
+                    && m.ends_with(
+                        "; segfw needs root, or CAP_BPF and CAP_SYS_ADMIN; the pins are 0600 root"
+                    )),
+                "errno {errno}: {found:?}"
+            );
+            assert!(!is_absent(&err), "errno {errno} is not absence");
+        }
+        let enoent = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        assert!(DatapathError::permission("stat", path, &enoent).is_none());
+        assert!(is_absent(&enoent));
+        assert!(is_absent(&std::io::Error::from_raw_os_error(
+            nix::libc::ENOTDIR
+        )));
+    }
+
+    #[test]
+    fn a_pin_dir_that_does_not_exist_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pins = PinDir::new(dir.path().join("absent"));
+        assert!(!pins.is_installed().expect("absence is no error"));
+        assert!(matches!(
+            pins.require_installed(),
+            Err(DatapathError::NotInstalled { .. })
+        ));
     }
 
     #[test]

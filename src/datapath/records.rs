@@ -3,13 +3,16 @@
 //! attachment lives (`maps/link_records`) and which `segfw run` owns the
 //! instance (`maps/daemon_record`). Layouts are in bpf/segfw_shared.h.
 use std::mem::size_of;
+use std::path::Path;
 
 use libbpf_rs::{MapHandle, MapType};
 
 use super::maps::PinnedMap;
 use super::pins::PinDir;
 use super::{DatapathError, Direction, Result};
-use crate::skel::types::{segfw_daemon_record, segfw_link_key, segfw_link_record};
+use crate::skel::types::{
+    segfw_daemon_record, segfw_link_key, segfw_link_record, segfw_record_limits,
+};
 
 pub const LINK_RECORDS: &str = "link_records";
 pub const DAEMON_RECORD: &str = "daemon_record";
@@ -109,6 +112,120 @@ pub fn create_empty(name: &str) -> Result<MapHandle> {
     })
 }
 
+// ---------------------------------------------------------------------------
+// The daemon record (maps/daemon_record[0]): which `segfw run` manages the
+// instance now. Written when the daemon starts, cleared when it exits
+// (also with --keep); a record whose process is gone is stale.
+
+/// The `segfw run` that a record names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DaemonRecord {
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat (starttime) of that process when it
+    /// wrote the record: a reused pid has another.
+    #[serde(skip)]
+    pub start_ticks: u64,
+    pub started_unix_ms: u64,
+    /// Its policy file (absolute).
+    pub policy: String,
+    /// The interfaces it was started on.
+    pub interfaces: Vec<String>,
+}
+
+impl DaemonRecord {
+    /// The record of this process, about to manage an instance.
+    pub fn of_this_process(policy: &Path, interfaces: &[String], started_unix_ms: u64) -> Self {
+        let pid = std::process::id();
+        DaemonRecord {
+            pid,
+            start_ticks: process_start_ticks(pid).unwrap_or(0),
+            started_unix_ms,
+            policy: policy.display().to_string(),
+            interfaces: interfaces.to_vec(),
+        }
+    }
+
+    /// Whether the recorded process still runs (and is the same process:
+    /// same pid and same start time).
+    pub fn is_alive(&self) -> bool {
+        self.start_ticks != 0 && process_start_ticks(self.pid) == Some(self.start_ticks)
+    }
+
+    fn to_raw(&self) -> segfw_daemon_record {
+        let max = segfw_record_limits::SEGFW_DAEMON_MAX_IFACES.0 as usize;
+        let mut raw = segfw_daemon_record {
+            pid: self.pid,
+            n_ifaces: self.interfaces.len().min(max) as u32,
+            start_ticks: self.start_ticks,
+            started_unix_ms: self.started_unix_ms,
+            ..Default::default()
+        };
+        copy_name(&mut raw.policy_path, &self.policy);
+        for (slot, name) in raw.ifaces.iter_mut().zip(&self.interfaces) {
+            copy_name(slot, name);
+        }
+        raw
+    }
+
+    fn from_raw(raw: &segfw_daemon_record) -> Option<Self> {
+        if raw.pid == 0 {
+            return None;
+        }
+        let n = (raw.n_ifaces as usize).min(raw.ifaces.len());
+        Some(DaemonRecord {
+            pid: raw.pid,
+            start_ticks: raw.start_ticks,
+            started_unix_ms: raw.started_unix_ms,
+            policy: name_of(&raw.policy_path),
+            interfaces: raw.ifaces[..n].iter().map(|f| name_of(f)).collect(),
+        })
+    }
+}
+
+/// Records `record` as the daemon that manages the instance.
+pub fn write_daemon_record(pins: &PinDir, record: &DaemonRecord) -> Result<()> {
+    open_daemon_record(pins)?.put(&0u32, &record.to_raw())
+}
+
+/// Clears the record: no daemon manages the instance.
+pub fn clear_daemon_record(pins: &PinDir) -> Result<()> {
+    open_daemon_record(pins)?.put(&0u32, &segfw_daemon_record::default())
+}
+
+/// The recorded daemon, alive or not; None when there is none, nothing is
+/// installed, or the record's pin is missing (`attach` creates it again).
+pub fn read_daemon_record(pins: &PinDir) -> Result<Option<DaemonRecord>> {
+    if !pins.is_installed()? {
+        return Ok(None);
+    }
+    let path = pins.map(DAEMON_RECORD);
+    if let Err(e) = std::fs::symlink_metadata(&path) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return Ok(None);
+        }
+    }
+    let raw: Option<segfw_daemon_record> = open_daemon_record(pins)?.get(&0u32)?;
+    Ok(raw.as_ref().and_then(DaemonRecord::from_raw))
+}
+
+/// The daemon that manages the instance now, if one runs.
+pub fn live_daemon(pins: &PinDir) -> Result<Option<DaemonRecord>> {
+    Ok(read_daemon_record(pins)?.filter(DaemonRecord::is_alive))
+}
+
+/// starttime (field 22 of /proc/PID/stat, in clock ticks since boot).
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    parse_start_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Field 22 of a /proc/PID/stat line. Field 2 (comm) is in parentheses and
+/// may hold spaces and parentheses itself, so fields are counted from the
+/// last ')' on: the first after it is field 3.
+fn parse_start_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +237,42 @@ mod tests {
         assert_eq!(key.direction, Direction::Egress as u32);
         let long = link_key("a-very-long-interface-name", Direction::Ingress);
         assert_eq!(key_iface(&long), "a-very-long-int", "15 bytes and a NUL");
+    }
+
+    #[test]
+    fn start_ticks_are_field_22_even_with_spaces_and_parens_in_comm() {
+        let stat = "4242 (segfw (run) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    5 3 0 0 20 0 3 0 987654 12345678 900";
+        assert_eq!(parse_start_ticks(stat), Some(987654));
+        assert_eq!(parse_start_ticks("4242 (segfw) S 1"), None);
+        let me = std::process::id();
+        assert!(process_start_ticks(me).is_some(), "this process has a stat");
+    }
+
+    #[test]
+    fn daemon_record_round_trips_and_pid_zero_is_none() {
+        let record = DaemonRecord {
+            pid: 77,
+            start_ticks: 5,
+            started_unix_ms: 1_000,
+            policy: "/etc/segfw/policy.toml".to_string(),
+            interfaces: vec!["eth0".to_string(), "veth1.100".to_string()],
+        };
+        assert_eq!(DaemonRecord::from_raw(&record.to_raw()), Some(record));
+        assert_eq!(
+            DaemonRecord::from_raw(&segfw_daemon_record::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_record_of_this_process_is_alive_and_one_of_a_reused_pid_is_not() {
+        let me = DaemonRecord::of_this_process(Path::new("/p.toml"), &[], 0);
+        assert!(me.is_alive());
+        let reused = DaemonRecord {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert!(!reused.is_alive(), "another start time is another process");
     }
 }

@@ -8,6 +8,7 @@ use super::decode::{decode, Action, Mode};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::pins::PinDir;
+use super::records::{read_daemon_record, DaemonRecord};
 use super::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,35 @@ pub struct Status {
     /// What an interrupted command or a hand-edited pin dir left behind
     /// (empty: consistent). The next `policy apply` or `attach` repairs it.
     pub damaged: Vec<String>,
+    /// The `segfw run` that the instance's record names, if any.
+    pub daemon: Option<DaemonStatus>,
+}
+
+/// The daemon record as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    /// False: the process is gone (killed without cleaning up); the record
+    /// is stale and manages nothing.
+    pub alive: bool,
+    pub policy: String,
+    pub interfaces: Vec<String>,
+    /// When it started, RFC 3339 UTC, and as unix milliseconds.
+    pub started: String,
+    pub started_unix_ms: u64,
+}
+
+impl DaemonStatus {
+    pub fn new(record: &DaemonRecord) -> Self {
+        DaemonStatus {
+            pid: record.pid,
+            alive: record.is_alive(),
+            policy: record.policy.clone(),
+            interfaces: record.interfaces.clone(),
+            started: rfc3339_utc(record.started_unix_ms),
+            started_unix_ms: record.started_unix_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,16 +122,18 @@ pub struct MapFill {
 pub fn status(pins: &PinDir) -> Result<Status> {
     let mut status = Status {
         pin_dir: pins.root().display().to_string(),
-        installed: pins.is_installed(),
+        installed: pins.is_installed()?,
         programs: None,
         attachments: Vec::new(),
         policy: None,
         maps: None,
         damaged: Vec::new(),
+        daemon: None,
     };
     if !status.installed {
         return Ok(status);
     }
+    status.daemon = read_daemon_record(pins)?.as_ref().map(DaemonStatus::new);
     let programs = Programs::open(pins)?;
     status.programs = Some(ProgramIds {
         ingress: programs.ingress.id(),
