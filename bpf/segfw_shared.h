@@ -2,8 +2,10 @@
 /* segfw_shared.h: every type and constant that crosses the kernel/user boundary.
  *
  * Pinned maps are an ABI: never reorder fields, keep explicit padding, retire
- * fields as reservedN, and bump SEGFW_ABI_VERSION (and the map names that
- * carry it) when a layout changes. Rust gets these types from the skeleton.
+ * fields as reservedN, and bump SEGFW_ABI_VERSION when a layout changes or a
+ * map is added. The programs carry it in their frozen .rodata, and segfw
+ * refuses a pin dir loaded with another version (src/datapath/abi.rs).
+ * Rust gets these types from the skeleton.
  */
 #ifndef SEGFW_SHARED_H
 #define SEGFW_SHARED_H
@@ -12,7 +14,7 @@
 
 /* Constants are enum values so that they reach BTF and the Rust skeleton. */
 enum segfw_limits {
-	SEGFW_ABI_VERSION = 1,
+	SEGFW_ABI_VERSION = 2, /* 2: link_records, daemon_record */
 	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
 	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
 	SEGFW_MAX_RULES = 131072,

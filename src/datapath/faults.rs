@@ -15,3 +15,16 @@ pub fn fault_point(step: &str) {
     #[cfg(not(debug_assertions))]
     let _ = step;
 }
+
+/// Test-only, debug builds only: `SEGFW_TEST_ABI_VERSION=N` makes this
+/// process act as a segfw of ABI version N (a fresh load writes N into the
+/// programs, and N is what it expects), so tests can check that a pin dir
+/// of another build is refused.
+pub fn abi_version_override() -> Option<u32> {
+    #[cfg(debug_assertions)]
+    return std::env::var("SEGFW_TEST_ABI_VERSION")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    #[cfg(not(debug_assertions))]
+    None
+}

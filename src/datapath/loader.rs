@@ -19,7 +19,7 @@ pub struct Programs {
 impl Programs {
     /// Opens the pinned programs (progs/ingress, progs/egress).
     pub fn open(pins: &PinDir) -> Result<Self> {
-        pins.require_installed()?;
+        super::abi::require_compatible(pins)?;
         Ok(Programs {
             ingress: open_pinned_program(pins, Direction::Ingress)?,
             egress: open_pinned_program(pins, Direction::Egress)?,
@@ -90,6 +90,12 @@ fn load(pins: &PinDir, conntrack_max_entries: Option<u32>) -> Result<()> {
             .conntrack
             .set_max_entries(size)
             .map_err(|source| prepare_err("conntrack", source))?;
+    }
+    if let (Some(version), Some(rodata)) = (
+        super::faults::abi_version_override(),
+        open.maps.rodata_data.as_deref_mut(),
+    ) {
+        rodata.segfw_abi_version = version;
     }
     set_pin_paths(&mut open, pins)?;
     let skel = open.load().map_err(|source| DatapathError::Load {

@@ -404,7 +404,7 @@ pub type MetaEntry = (segfw_meta_key, segfw_meta_value);
 
 impl Maps {
     pub fn open(pins: &PinDir) -> Result<Self> {
-        pins.require_installed()?;
+        super::abi::require_compatible(pins)?;
         type PK = segfw_policy_key;
         type PV = segfw_policy_value;
         type MK = segfw_meta_key;
@@ -475,24 +475,24 @@ impl Maps {
 
 /// The conntrack map.
 pub fn open_conntrack(pins: &PinDir) -> Result<PinnedMap> {
-    pins.require_installed()?;
+    super::abi::require_compatible(pins)?;
     PinnedMap::open::<segfw_ct_key, segfw_ct_value>(pins, "conntrack")
 }
 
 /// The per-CPU flow cache (one entry per CPU).
 pub fn open_flow_cache(pins: &PinDir) -> Result<PinnedMap> {
-    pins.require_installed()?;
+    super::abi::require_compatible(pins)?;
     PinnedMap::open::<u32, segfw_flow_cache>(pins, "flow_cache")
 }
 
 /// The per-CPU per-rule counters.
 pub fn open_rule_stats(pins: &PinDir) -> Result<PinnedMap> {
-    pins.require_installed()?;
+    super::abi::require_compatible(pins)?;
     PinnedMap::open::<u32, segfw_rule_stats>(pins, "rule_stats")
 }
 
 /// The per-CPU per-reason counters.
 pub fn open_reason_stats(pins: &PinDir) -> Result<PinnedMap> {
-    pins.require_installed()?;
+    super::abi::require_compatible(pins)?;
     PinnedMap::open::<u32, u64>(pins, "reason_stats")
 }

@@ -3,6 +3,7 @@
 //! policy apply, and decoding the live maps back into a readable policy.
 //!
 //! Every function works on one instance, named by its [`pins::PinDir`].
+pub mod abi;
 pub mod apply;
 pub mod attach;
 pub mod clock;
@@ -96,6 +97,18 @@ pub enum DatapathError {
         .pin_dir.display()
     )]
     NotInstalled { pin_dir: PathBuf },
+    #[error(
+        "open segfw instance in {}: it was loaded by a segfw with ABI version {pinned} and this \
+         segfw has ABI version {ours}, so its maps would be misread; run `segfw uninstall` with \
+         this segfw (it detaches and unpins without reading the maps), then attach again, or use \
+         the segfw binary that loaded it",
+        .pin_dir.display()
+    )]
+    AbiMismatch {
+        pin_dir: PathBuf,
+        pinned: u32,
+        ours: u32,
+    },
     /// EACCES/EPERM on the pin dir, a pin or bpf(2): never "not installed".
     #[error(
         "{verb} {}: {cause}; segfw needs root, or CAP_BPF and CAP_SYS_ADMIN; the pins are 0600 root",
