@@ -48,7 +48,7 @@ static __always_inline struct segfw_policy_value *
 rule_lookup(void *trie, __u32 src, __u32 dst, __u16 proto, __be16 port, __u32 kind)
 {
 	struct segfw_policy_key key = {
-		.prefixlen = SEGFW_KEY_KIND_BITS + SEGFW_KEY_DATA_BITS - 32,
+		.prefixlen = SEGFW_KEY_KIND_BITS + SEGFW_KEY_RULE_FIXED_BITS + SEGFW_KEY_PORT_BITS,
 		.kind = kind,
 		.data.rule = { .src_seg = src, .dst_seg = dst, .proto = proto, .port = port },
 	};

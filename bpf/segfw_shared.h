@@ -43,9 +43,13 @@ enum segfw_limits {
 	 * conntrack path (which refreshes last_seen and the TCP state):
 	 * 100 jiffies, between 0.1 s (HZ=1000) and 1 s (HZ=100). */
 	SEGFW_FLOW_CACHE_JIFFIES = 100,
-	/* Bits of policy-key data: kind is always matched, then 128 data bits. */
+	/* Bits of policy-key data: kind is always matched, then 128 data bits.
+	 * A rule key's data is src_seg, dst_seg and proto (matched exactly),
+	 * then the port (matched by prefix); its reserved word is never matched. */
 	SEGFW_KEY_KIND_BITS = 32,
 	SEGFW_KEY_DATA_BITS = 128,
+	SEGFW_KEY_RULE_FIXED_BITS = 80, /* src_seg 32 + dst_seg 32 + proto 16 */
+	SEGFW_KEY_PORT_BITS = 16,
 };
 
 /* Kinds of entries in the policy trie; one trie holds a whole policy so

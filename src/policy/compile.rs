@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use crate::skel::bytes_of;
 use crate::skel::types::{
-    segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value, segfw_policy_key,
-    segfw_policy_value, segfw_value_flags,
+    segfw_combo_bits, segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value,
+    segfw_policy_key, segfw_policy_value, segfw_value_flags,
 };
 
 use super::classes::Classes;
@@ -251,12 +251,14 @@ fn push_rule_entries(
     Ok(combos)
 }
 
-/// The combos bit of a key: (src is ANY) << 2 | (dst is ANY) << 1 | (proto is ANY).
+/// The combos bit of a key: bit number SRC_ANY | DST_ANY | PROTO_ANY, of
+/// those that are wildcards (enum segfw_combo_bits).
 fn combo_bit(src: u32, dst: u32, proto: u16) -> u8 {
-    let bit = (u8::from(src == SEG_ANY) << 2)
-        | (u8::from(dst == SEG_ANY) << 1)
-        | u8::from(proto == PROTO_ANY);
-    1 << bit
+    let flag = |wild: bool, bit: segfw_combo_bits| if wild { bit.0 } else { 0 };
+    let combo = flag(src == SEG_ANY, segfw_combo_bits::SEGFW_COMBO_SRC_ANY)
+        | flag(dst == SEG_ANY, segfw_combo_bits::SEGFW_COMBO_DST_ANY)
+        | flag(proto == PROTO_ANY, segfw_combo_bits::SEGFW_COMBO_PROTO_ANY);
+    1 << combo
 }
 
 /// A key's bytes as integers whose order is the bytes' order, so sorting

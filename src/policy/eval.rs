@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::skel::bytes_of;
-use crate::skel::types::{segfw_policy_key, segfw_policy_value};
+use crate::skel::types::{segfw_combo_bits, segfw_policy_key, segfw_policy_value};
 
 use super::image::{self, PolicyImage, PROTO_ANY, SEG_ANY, SEG_WORLD};
 use super::model::{self, Action, Policy};
@@ -96,15 +96,26 @@ impl ImageIndex {
         let dst_class = self.class_of(flow.dst);
         let port = policy_port(flow.proto, flow.port);
         let (mut deny, mut allow): (Option<u32>, Option<u32>) = (None, None);
-        for combo in (0..8u8).filter(|bit| config.combos & (1 << bit) != 0) {
-            let src = if combo & 4 != 0 { SEG_ANY } else { src_class };
-            let dst = if combo & 2 != 0 { SEG_ANY } else { dst_class };
-            let proto = if combo & 1 != 0 {
+        let count = segfw_combo_bits::SEGFW_COMBO_COUNT.0 as u8;
+        for combo in (0..count).filter(|bit| config.combos & (1 << bit) != 0) {
+            let wild = |bit: segfw_combo_bits| u32::from(combo) & bit.0 != 0;
+            let src = if wild(segfw_combo_bits::SEGFW_COMBO_SRC_ANY) {
+                SEG_ANY
+            } else {
+                src_class
+            };
+            let dst = if wild(segfw_combo_bits::SEGFW_COMBO_DST_ANY) {
+                SEG_ANY
+            } else {
+                dst_class
+            };
+            let proto = if wild(segfw_combo_bits::SEGFW_COMBO_PROTO_ANY) {
                 PROTO_ANY
             } else {
                 u16::from(flow.proto)
             };
-            let Some(hit) = self.lookup(&image::rule_key(src, dst, proto, port, 16)) else {
+            let Some(hit) = self.lookup(&image::rule_key(src, dst, proto, port, image::PORT_BITS))
+            else {
                 continue;
             };
             let best = match Action::from_raw(hit.action) {

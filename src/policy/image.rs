@@ -11,11 +11,13 @@ use crate::skel::types::{
 };
 
 /// Bits of the `kind` field, always matched.
-pub const KIND_BITS: u32 = 32;
+pub const KIND_BITS: u32 = segfw_limits::SEGFW_KEY_KIND_BITS.0;
 /// Bits of a rule key before the port: src_seg, dst_seg, proto.
-pub const RULE_FIXED_BITS: u32 = 32 + 32 + 16;
+pub const RULE_FIXED_BITS: u32 = segfw_limits::SEGFW_KEY_RULE_FIXED_BITS.0;
+/// Bits of a rule key's port (matched by prefix).
+pub const PORT_BITS: u8 = segfw_limits::SEGFW_KEY_PORT_BITS.0 as u8;
 /// Full length of a key's data.
-pub const DATA_BITS: u32 = 128;
+pub const DATA_BITS: u32 = segfw_limits::SEGFW_KEY_DATA_BITS.0;
 /// "*" in a rule's from/to.
 pub const SEG_ANY: u32 = segfw_limits::SEGFW_SEG_ANY.0;
 /// The implicit segment of addresses in no segment.
@@ -95,7 +97,7 @@ pub fn rule_key(
 pub fn failsafe_key(port: u16) -> segfw_policy_key {
     segfw_policy_key {
         kind: segfw_key_kind::SEGFW_KIND_FAILSAFE.0,
-        ..rule_key(SEG_ANY, SEG_ANY, 6, port, 16)
+        ..rule_key(SEG_ANY, SEG_ANY, 6, port, PORT_BITS)
     }
 }
 
