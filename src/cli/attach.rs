@@ -5,8 +5,11 @@ use anyhow::Context;
 
 use super::common::{checked_policy, interfaces, short_hash};
 use crate::datapath::apply::apply;
-use crate::datapath::attach::{attach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::attach::{
+    attach, other_programs, refuse_foreign_netns, AttachMode, AttachOutcome, Interface,
+};
 use crate::datapath::loader::{load_or_reuse, LoadReport};
+use crate::datapath::netns::Netns;
 use crate::datapath::pins::{PinDir, PinLock};
 use crate::datapath::Direction;
 use crate::policy::CheckedPolicy;
@@ -53,6 +56,8 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     pins.ensure_bpffs()?;
     pins.create()?;
     let lock = pins.lock()?;
+    // Before anything changes: an instance judges one namespace's interfaces.
+    refuse_foreign_netns(&pins, &args.interfaces.join(" "), &Netns::current()?)?;
     let conntrack_size = policy
         .as_ref()
         .map(|p| p.image.runtime.conntrack_max_entries);
@@ -126,6 +131,15 @@ fn attach_one(
     dir: Direction,
     mode: AttachMode,
 ) -> anyhow::Result<()> {
+    let others = other_programs(iface, dir, programs.get(dir));
+    if !others.is_empty() {
+        eprintln!(
+            "warning: {} {dir} already carries {}; each filters its traffic on its own \
+             (two segfw instances on one interface both have to allow a flow)",
+            iface.name,
+            others.join(", ")
+        );
+    }
     let outcome = attach(pins, programs.get(dir), iface, dir, mode)
         .with_context(|| format!("attach segfw to {} {dir}", iface.name))?;
     match outcome {

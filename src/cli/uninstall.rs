@@ -1,7 +1,6 @@
 //! `segfw uninstall`: detach everything and remove the pin dir.
 use std::path::Path;
 
-use super::detach::{attached_interfaces, detach_interface};
 use crate::datapath::pins::PinDir;
 
 #[derive(Debug, clap::Args)]
@@ -14,10 +13,6 @@ pub fn run(pin_dir: &Path, _args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let _lock = pins.lock()?;
-    for iface in attached_interfaces(&pins)? {
-        detach_interface(&pins, &iface)?;
-    }
-    pins.remove_all()?;
-    println!("removed {}", pin_dir.display());
+    crate::datapath::uninstall::uninstall(&pins)?.print(&pins);
     Ok(())
 }

@@ -7,6 +7,7 @@ use super::clock::rfc3339_utc;
 use super::decode::{decode, Action, Mode};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
+use super::netns::Netns;
 use super::pins::PinDir;
 use super::Result;
 
@@ -23,6 +24,16 @@ pub struct Status {
     /// What an interrupted command or a hand-edited pin dir left behind
     /// (empty: consistent). The next `policy apply` or `attach` repairs it.
     pub damaged: Vec<String>,
+    /// The network namespace this status was taken in, "net:[INODE] (NAME)".
+    pub netns: Option<String>,
+    /// Set when no attachment is in this namespace but some are in
+    /// another: this status cannot see their interfaces.
+    pub netns_warning: Option<String>,
+    /// Set when the live policy cannot be read (maps missing): what the
+    /// datapath enforces is then unknown, not "nothing".
+    pub policy_unknown: Option<String>,
+    /// Set when this pin dir is inside or around another instance's.
+    pub nesting: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +109,15 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         policy: None,
         maps: None,
         damaged: Vec::new(),
+        netns: Netns::current().ok().map(|n| n.describe()),
+        netns_warning: None,
+        policy_unknown: None,
+        nesting: pins.nesting().map(|(relation, other)| {
+            format!(
+                "this pin dir is {relation} the segfw instance {}; instances must not nest",
+                other.display()
+            )
+        }),
     };
     if !status.installed {
         return Ok(status);
@@ -108,9 +128,16 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         egress: programs.egress.id(),
     });
     status.attachments = attachments(pins)?;
+    status.netns_warning = netns_warning(&status.attachments);
     status.damaged = super::apply::damage(pins)?;
-    if !super::loader::missing_map_pins(pins).is_empty() {
+    let missing = super::loader::missing_map_pins(pins);
+    if !missing.is_empty() {
         // Policy and fill levels need every map; `attach` repairs first.
+        status.policy_unknown = Some(format!(
+            "maps/{} missing, so the live policy cannot be read; the loaded programs keep \
+             enforcing whatever was live; `segfw attach IFACE` repairs the pins",
+            missing.join(", maps/")
+        ));
         return Ok(status);
     }
 
@@ -141,6 +168,33 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         memlock_bytes: memlock_total(pins),
     });
     Ok(status)
+}
+
+/// The common slip of running segfw in the wrong namespace: every
+/// attachment whose namespace is known is in another one.
+fn netns_warning(attachments: &[Attachment]) -> Option<String> {
+    let elsewhere: Vec<&Attachment> = attachments
+        .iter()
+        .filter(|a| a.in_this_netns == Some(false))
+        .collect();
+    if elsewhere.is_empty() || attachments.iter().any(|a| a.in_this_netns == Some(true)) {
+        return None;
+    }
+    let mut places: Vec<String> = elsewhere
+        .iter()
+        .map(|a| {
+            a.netns
+                .clone()
+                .unwrap_or_else(|| "a namespace segfw did not record".to_string())
+        })
+        .collect();
+    places.dedup();
+    Some(format!(
+        "no attachment of this instance is in this network namespace; they are in {}; \
+         interface names and indexes here mean other interfaces; run segfw there \
+         (`nsenter --net=PATH segfw status`, PATH as shown)",
+        places.join(", ")
+    ))
 }
 
 /// Sum of memlock over maps/<name> for every map of the datapath.
