@@ -271,7 +271,7 @@ fn elsewhere_error(
 /// replaces whatever another instance put in the same slot: refuse that.
 fn refuse_taken_tc_slot(prog: &ProgramHandle, iface: &Interface, dir: Direction) -> Result<()> {
     let mut hook = tc_hook(prog.as_fd(), iface.ifindex, dir);
-    match hook.query() {
+    match query_quietly(&mut hook) {
         Ok(prog_id) if prog_id != prog.id() => Err(DatapathError::TcSlotTaken {
             iface: iface.name.clone(),
             dir,
@@ -380,6 +380,15 @@ fn attach_tc(prog: &ProgramHandle, iface: &Interface, dir: Direction, pin: &Path
     restrict_pin(pin)
 }
 
+/// The program in segfw's tc slot. libbpf prints the kernel's complaint
+/// when the interface has no clsact qdisc, which only means "none" here.
+fn query_quietly(hook: &mut TcHook) -> libbpf_rs::Result<u32> {
+    let previous = libbpf_rs::set_print(None);
+    let found = hook.query();
+    libbpf_rs::set_print(previous);
+    found
+}
+
 fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32, dir: Direction) -> TcHook {
     let mut hook = TcHook::new(prog);
     hook.ifindex(ifindex as i32)
@@ -451,7 +460,7 @@ fn unhook(pins: &PinDir, existing: &Attachment) -> Result<()> {
                 Interface::by_name(iface),
             ) {
                 let mut hook = tc_hook(marker.as_fd(), found.ifindex, dir);
-                if hook.query().is_ok_and(|id| id == marker.id()) {
+                if query_quietly(&mut hook).is_ok_and(|id| id == marker.id()) {
                     hook.detach().map_err(detach_err)?;
                 }
             }
@@ -547,7 +556,7 @@ fn inspect_tc(
     a.ifindex = Interface::by_name(iface).ok().map(|i| i.ifindex);
     a.live = a.ifindex.is_some_and(|ifindex| {
         let mut hook = tc_hook(marker.as_fd(), ifindex, dir);
-        hook.query().is_ok_and(|prog_id| prog_id == marker.id())
+        query_quietly(&mut hook).is_ok_and(|prog_id| prog_id == marker.id())
     });
     a.in_this_netns = if a.live { Some(true) } else { recorded_here };
     if !a.live {
@@ -757,7 +766,7 @@ pub fn other_programs(iface: &Interface, dir: Direction, ours: &ProgramHandle) -
         .map(|p| ("tcx", p.prog_id))
         .collect();
     let mut hook = tc_hook(ours.as_fd(), iface.ifindex, dir);
-    if let Ok(prog_id) = hook.query() {
+    if let Ok(prog_id) = query_quietly(&mut hook) {
         if prog_id != ours.id() {
             found.push(("tc", prog_id));
         }

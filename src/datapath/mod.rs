@@ -192,7 +192,7 @@ pub enum DatapathError {
         owner: String,
     },
     #[error(
-        "use pin dir {}: it is {relation} the segfw instance {}; instances must not nest \
+        "use pin dir {}: it {relation} the segfw instance {}; instances must not nest \
          (an uninstall of one would delete the other's pins); choose a --pin-dir outside it, \
          such as /sys/fs/bpf/NAME",
         .pin_dir.display(), .other.display()

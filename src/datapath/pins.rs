@@ -271,17 +271,17 @@ impl PinDir {
         }
     }
 
-    /// ("inside", outer) or ("around", inner) for the first other instance
+    /// ("is inside", outer) or ("contains", inner) for the first other instance
     /// found, None when this pin dir stands alone.
     pub fn nesting(&self) -> Option<(&'static str, PathBuf)> {
         let root = absolute(&self.root);
         if let Some(outer) = root.ancestors().skip(1).find(|p| looks_like_instance(p)) {
-            return Some(("inside", outer.to_path_buf()));
+            return Some(("is inside", outer.to_path_buf()));
         }
         find_instances(&root, NESTING_DEPTH)
             .into_iter()
             .find(|inner| inner != &root)
-            .map(|inner| ("around", inner))
+            .map(|inner| ("contains", inner))
     }
 }
 

@@ -114,7 +114,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         policy_unknown: None,
         nesting: pins.nesting().map(|(relation, other)| {
             format!(
-                "this pin dir is {relation} the segfw instance {}; instances must not nest",
+                "this pin dir {relation} the segfw instance {}; instances must not nest",
                 other.display()
             )
         }),
@@ -133,10 +133,14 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     let missing = super::loader::missing_map_pins(pins);
     if !missing.is_empty() {
         // Policy and fill levels need every map; `attach` repairs first.
+        let what = if pins.maps_dir().exists() {
+            format!("maps/{} missing", missing.join(", maps/"))
+        } else {
+            "maps/ is missing".to_string()
+        };
         status.policy_unknown = Some(format!(
-            "maps/{} missing, so the live policy cannot be read; the loaded programs keep \
-             enforcing whatever was live; `segfw attach IFACE` repairs the pins",
-            missing.join(", maps/")
+            "{what}, so the live policy cannot be read; the loaded programs keep enforcing \
+             whatever was live; `segfw attach IFACE` repairs the pins"
         ));
         return Ok(status);
     }
