@@ -32,6 +32,9 @@ fn print_text(s: &Status) {
             "segfw is not installed in {} (run `segfw attach IFACE --policy FILE`)",
             s.pin_dir
         );
+        if let Some(n) = &s.nesting {
+            println!("WARNING: {n}");
+        }
         return;
     }
     println!("segfw instance {}", s.pin_dir);

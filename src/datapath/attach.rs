@@ -111,6 +111,9 @@ pub struct Attachment {
     pub problem: Option<String>,
     #[serde(skip)]
     recorded: Option<Recorded>,
+    /// tc, recorded in a namespace that no longer exists: nothing to protect.
+    #[serde(skip)]
+    namespace_gone: bool,
 }
 
 /// A link record as attach compares it.
@@ -145,7 +148,8 @@ impl Attachment {
     /// Hooked in another namespace (or, for tc, recorded there): commands
     /// of this namespace must not touch it.
     fn elsewhere(&self) -> bool {
-        self.in_this_netns == Some(false) && (self.live || self.mode == HookKind::Tc)
+        self.in_this_netns == Some(false)
+            && (self.live || (self.mode == HookKind::Tc && !self.namespace_gone))
     }
 
     /// The namespace it is in, for messages.
@@ -188,7 +192,11 @@ pub fn attach(
         if let Some(old) = existing.recorded {
             record.flags = old.flags;
         }
-        if existing.elsewhere() || (existing.in_this_netns.is_none() && !existing.live) {
+        // A tc pin of an older segfw whose filter is not here may be
+        // another namespace's: only `detach` here removes it.
+        let unknown_tc =
+            existing.mode == HookKind::Tc && existing.in_this_netns.is_none() && !existing.live;
+        if existing.elsewhere() || unknown_tc {
             return Err(elsewhere_error("attach", pins, &existing, &here));
         }
         if existing.live
@@ -371,7 +379,7 @@ fn attach_tc(prog: &ProgramHandle, iface: &Interface, dir: Direction, pin: &Path
         source,
     };
     let mut hook = tc_hook(prog.as_fd(), iface.ifindex, dir);
-    hook.create().map_err(tc_err)?;
+    quietly(|| hook.create()).map_err(tc_err)?;
     hook.replace(true).attach().map_err(tc_err)?;
     prog.pin(pin).map_err(|source| DatapathError::Pin {
         path: pin.to_path_buf(),
@@ -380,13 +388,19 @@ fn attach_tc(prog: &ProgramHandle, iface: &Interface, dir: Direction, pin: &Path
     restrict_pin(pin)
 }
 
-/// The program in segfw's tc slot. libbpf prints the kernel's complaint
-/// when the interface has no clsact qdisc, which only means "none" here.
+/// The program in segfw's tc slot.
 fn query_quietly(hook: &mut TcHook) -> libbpf_rs::Result<u32> {
+    quietly(|| hook.query())
+}
+
+/// Runs `f` with libbpf's printing off: it prints the kernel's complaint
+/// when an interface has no clsact qdisc (a query: "no filter") or has one
+/// already (create: nothing to do), neither of which is an error here.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
     let previous = libbpf_rs::set_print(None);
-    let found = hook.query();
+    let result = f();
     libbpf_rs::set_print(previous);
-    found
+    result
 }
 
 fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32, dir: Direction) -> TcHook {
@@ -530,6 +544,7 @@ fn new_attachment(
         in_this_netns: None,
         problem: None,
         recorded,
+        namespace_gone: false,
     }
 }
 
@@ -544,6 +559,14 @@ fn inspect_tc(
     let recorded_here = recorded.map(|r| r.netns.same(here));
     if recorded_here == Some(false) {
         a.in_this_netns = Some(false);
+        a.namespace_gone = recorded.is_some_and(|r| r.netns.entry_path().is_none());
+        if a.namespace_gone {
+            a.problem = Some(format!(
+                "attached in network namespace {}, which is gone with its interfaces: detach it",
+                a.where_()
+            ));
+            return a;
+        }
         a.problem = Some(format!(
             "attached in network namespace {}, not this one ({}); a tc filter can only be \
              checked from there: {} status",
