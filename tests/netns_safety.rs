@@ -272,10 +272,18 @@ fn nested_pin_dirs_are_refused_and_the_outer_keeps_enforcing() {
             dir.display()
         );
     }
-    // The uninstall that deleted the outer maps/ before: nothing of segfw
-    // is in maps/ as a pin dir, so it removes nothing.
+    // The uninstall that deleted the outer maps/ before is refused too.
     let out = segfw_at(Some(&a), &inner, &["uninstall"]);
-    assert!(out.status.success(), "{}", text(&out).1);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is inside") && stderr.contains(&lab.pin_dir.display().to_string()),
+        "the refused uninstall names the outer instance: {stderr}"
+    );
+    assert!(
+        lab.pin_dir.join("maps/policy_a").exists(),
+        "the outer maps/ must survive"
+    );
     let after = lab.status();
     assert_eq!(after["damaged"], serde_json::json!([]), "{after}");
     assert_eq!(after["policy"], before["policy"], "the outer policy stays");

@@ -330,6 +330,31 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    fn instance_at(dir: &Path) {
+        fs::create_dir_all(dir.join("progs")).unwrap();
+        fs::write(dir.join("progs/ingress"), b"").unwrap();
+    }
+
+    #[test]
+    fn a_pin_dir_inside_or_around_an_instance_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outer = tmp.path().join("outer");
+        instance_at(&outer);
+        assert_eq!(PinDir::new(&outer).nesting(), None, "an instance alone");
+        let inside = PinDir::new(outer.join("maps"));
+        assert_eq!(inside.nesting(), Some(("is inside", outer.clone())));
+        let around = PinDir::new(tmp.path());
+        assert_eq!(around.nesting(), Some(("contains", outer.clone())));
+        let err = inside.refuse_nesting().unwrap_err().to_string();
+        assert!(err.contains(&outer.display().to_string()), "{err}");
+        assert_eq!(PinDir::new(tmp.path().join("beside")).nesting(), None);
+    }
+}
+
 /// bpffs reserves names with a dot, and interface names may have one
 /// (VLANs: "eth0.100"); ':' never appears in an interface name, so it
 /// stands in for '.' reversibly.

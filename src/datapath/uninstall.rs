@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::attach::detach_anywhere;
 use super::pins::{
-    PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, INSTANCE_ENTRIES, MAP_NAMES, REPIN_SUFFIX,
+    looks_like_instance, PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, INSTANCE_ENTRIES, MAP_NAMES,
+    REPIN_SUFFIX,
 };
 use super::{DatapathError, Direction, Result};
 
@@ -43,7 +44,8 @@ impl UninstallReport {
         }
         for path in &self.foreign {
             eprintln!(
-                "warning: left {}: segfw did not create it; remove it yourself if it is not needed",
+                "warning: left {}: not a name this segfw instance pins; remove it yourself if it \
+                 is not needed",
                 path.display()
             );
         }
@@ -54,7 +56,7 @@ impl UninstallReport {
             println!("removed {}", pins.root().display());
         } else {
             println!(
-                "removed segfw's pins from {}; kept the directory for what segfw did not create",
+                "removed segfw's pins from {}; kept the directory for what is not segfw's",
                 pins.root().display()
             );
         }
@@ -64,6 +66,11 @@ impl UninstallReport {
 /// Detaches everything, then removes segfw's pins and directories, and
 /// the pin dir when nothing else is left in it. The caller holds the lock.
 pub fn uninstall(pins: &PinDir) -> Result<UninstallReport> {
+    // A pin dir that is no instance itself but lies inside or around one
+    // is a mistaken --pin-dir: say so instead of listing the other's pins.
+    if !looks_like_instance(pins.root()) {
+        pins.refuse_nesting()?;
+    }
     let mut report = UninstallReport::default();
     for (iface, dir) in pins.link_pins()? {
         if let Some(warning) = detach_anywhere(pins, &iface, dir)? {
