@@ -214,6 +214,37 @@ fn attach_from_another_namespace_is_refused_and_the_first_keeps_enforcing() {
         );
     }
 
+    // A renamed interface: the link filters it still, but not under the
+    // pinned name, so it is not "live".
+    let rename = |from: &str, to: &str| {
+        for args in [
+            vec!["-n", a.as_str(), "link", "set", from, "down"],
+            vec!["-n", a.as_str(), "link", "set", from, "name", to],
+            vec!["-n", a.as_str(), "link", "set", to, "up"],
+        ] {
+            let ok = Command::new("ip").args(&args).status().expect("run ip");
+            assert!(ok.success(), "ip {args:?}");
+        }
+    };
+    rename(IFACE, "sfwr0");
+    for link in attachments(&first.status()) {
+        assert_eq!(link["live"], false, "{link}");
+        assert!(
+            link["problem"]
+                .as_str()
+                .unwrap_or("")
+                .contains("now named sfwr0"),
+            "{link}"
+        );
+    }
+    rename("sfwr0", IFACE);
+    assert!(
+        attachments(&first.status())
+            .iter()
+            .all(|l| l["live"] == true && l["problem"].is_null()),
+        "live again under its name"
+    );
+
     // An interface created again: the old links are defunct, status says
     // so, and attach replaces them.
     first.recreate_veth_pair();
