@@ -465,11 +465,43 @@ fn a_second_instance_on_an_interface_is_warned_about() {
     let other = PathBuf::from(format!("{}-other", lab.pin_dir.display()));
     let _other = RemoveOnDrop(other.clone());
 
+    // A filter of another tool, in legacy tc.
+    for args in [
+        vec!["qdisc", "add", "dev", IFACE, "clsact"],
+        vec![
+            "filter",
+            "add",
+            "dev",
+            IFACE,
+            "egress",
+            "prio",
+            "7",
+            "protocol",
+            "ip",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.1/32",
+            "classid",
+            "1:1",
+        ],
+    ] {
+        let ok = ns_cmd(&a, &[&["tc"][..], &args].concat())
+            .status()
+            .expect("run tc");
+        assert!(ok.success(), "tc {args:?}");
+    }
     let out = segfw_at(Some(&a), &other, &["attach", IFACE, "--attach-mode", "tc"]);
     let (_, stderr) = text(&out);
     assert!(
         out.status.success(),
         "a second instance may attach: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("warning: {IFACE} egress already carries"))
+            && stderr.contains("a tc u32 filter (priority 7)"),
+        "the warning names the other tool's tc filter: {stderr}"
     );
     assert!(
         stderr.contains(&format!(

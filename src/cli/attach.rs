@@ -134,8 +134,9 @@ fn attach_one(
     let others = other_programs(iface, dir, programs.get(dir));
     if !others.is_empty() {
         eprintln!(
-            "warning: {} {dir} already carries {}; each filters its traffic on its own \
-             (two segfw instances on one interface both have to allow a flow)",
+            "warning: {} {dir} already carries {}; they filter its traffic next to this \
+             instance, in attach order (tcx before tc), and one that passes a packet outright \
+             (TC_ACT_OK) skips the rest",
             iface.name,
             others.join(", ")
         );

@@ -779,28 +779,41 @@ fn tcx_attach_type(dir: Direction) -> libbpf_sys::bpf_attach_type {
 }
 
 /// What else filters `iface` in `dir` besides `ours`: other programs on
-/// its tcx hook, and another program in segfw's legacy tc slot, each named
+/// its tcx hook and every other legacy tc filter, each bpf program named
 /// with its segfw instance when one is found under /sys/fs/bpf.
 pub fn other_programs(iface: &Interface, dir: Direction, ours: &ProgramHandle) -> Vec<String> {
-    let mut found: Vec<(&str, u32)> = tcx_programs(iface.ifindex, dir)
+    let found: Vec<(&str, u32)> = tcx_programs(iface.ifindex, dir)
         .unwrap_or_default()
         .into_iter()
         .filter(|p| p.prog_id != ours.id())
         .map(|p| ("tcx", p.prog_id))
         .collect();
-    let mut hook = tc_hook(ours.as_fd(), iface.ifindex, dir);
-    if let Ok(prog_id) = query_quietly(&mut hook) {
-        if prog_id != ours.id() {
-            found.push(("tc", prog_id));
-        }
-    }
-    found
+    let mut others: Vec<String> = found
         .into_iter()
         .map(|(kind, id)| match describe_program(id) {
             Some(owner) => format!("{kind} program {id} ({owner})"),
             None => format!("{kind} program {id}"),
         })
-        .collect()
+        .collect();
+    let filters = super::tcfilters::tc_filters(iface.ifindex, dir).unwrap_or_default();
+    for filter in filters {
+        let slot = format!("priority {} handle {:#x}", filter.priority, filter.handle);
+        match filter.prog_id {
+            Some(id) if id == ours.id() => {}
+            Some(id) => others.push(match describe_program(id) {
+                Some(owner) => format!("tc program {id} ({owner}; {slot})"),
+                None => format!("tc program {id} ({slot})"),
+            }),
+            None => {
+                // u32 lists its hash table and its filters: one line per priority.
+                let line = format!("a tc {} filter (priority {})", filter.kind, filter.priority);
+                if !others.contains(&line) {
+                    others.push(line);
+                }
+            }
+        }
+    }
+    others
 }
 
 /// "segfw_ingress of the segfw instance /sys/fs/bpf/x", or the program's

@@ -17,6 +17,7 @@ pub mod pins;
 pub mod records;
 pub mod stats;
 pub mod status;
+pub mod tcfilters;
 pub mod uninstall;
 
 use std::fmt;
