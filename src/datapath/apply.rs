@@ -430,7 +430,9 @@ pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
     let maps = Maps::open(pins)?;
     if let Some((set, generation)) = maps.torn()? {
         found.push(format!(
-            "interrupted apply: set {} (generation {generation}) is swapped in but the runtime              map still names generation {}; tracked flows are not re-checked until the next              `segfw policy apply` or `segfw attach` repairs it",
+            "interrupted apply: set {} (generation {generation}) is swapped in but the runtime \
+             map still names generation {}; tracked flows are not re-checked until the next \
+             `segfw policy apply` or `segfw attach` repairs it",
             set_name(set),
             maps.runtime()?.generation
         ));
@@ -442,7 +444,8 @@ pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
         ] {
             if pinned_map_id(&pins.map(pin)) != map.id() {
                 found.push(format!(
-                    "maps/{pin} does not show the live set {} (interrupted apply or removed                      by hand); the next apply or attach re-pins it",
+                    "maps/{pin} does not show the live set {} (interrupted apply or removed \
+                     by hand); the next apply or attach re-pins it",
                     set_name(set)
                 ));
             }
