@@ -256,11 +256,29 @@ fn attach_from_another_namespace_is_refused_and_the_first_keeps_enforcing() {
         );
     }
     first.attach(&policy, &[]);
+    let reattached = first.status();
     assert!(
-        attachments(&first.status())
+        attachments(&reattached)
             .iter()
             .all(|l| l["live"] == true && l["problem"].is_null()),
         "attach re-attaches the new interface"
+    );
+    first.listen_tcp(&a, &server, PORT_CLOSED);
+    assert!(!first.tcp_connects(&b, &server, PORT_CLOSED));
+
+    // uninstall removes the whole instance, from any namespace.
+    let out = segfw_at(Some(&second.ns_a), &pin, &["uninstall"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let (ingress, egress) = program_ids(&reattached);
+    assert_eq!(
+        (kernel_links_of(ingress), kernel_links_of(egress)),
+        (0, 0),
+        "uninstall from another namespace detaches the links"
+    );
+    assert!(!pin.exists(), "uninstall removes the pin dir");
+    assert!(
+        first.tcp_connects(&b, &server, PORT_CLOSED),
+        "after uninstall tcp/8081 flows unfiltered"
     );
 }
 
