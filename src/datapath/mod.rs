@@ -10,6 +10,8 @@ pub mod conntrack;
 pub mod decode;
 pub mod events;
 pub mod explain;
+pub mod hooks;
+pub mod inspect;
 pub mod loader;
 pub mod maps;
 pub mod netns;
