@@ -147,7 +147,15 @@ fn elsewhere_error(
         at: Box::new(NetnsConflict {
             pin_dir: pins.root().to_path_buf(),
             pin: format!("links/{}/{}", existing.interface, existing.direction),
-            theirs: existing.where_(),
+            theirs: match existing.netns {
+                Some(_) => existing.where_(),
+                // Maybe it was this namespace's and its filter is gone.
+                None => format!(
+                    "{} (if it was this namespace's, `segfw detach {}` here removes the stale pin)",
+                    existing.where_(),
+                    existing.interface
+                ),
+            },
             ours: here.describe(),
             hint: existing.hint(),
         }),

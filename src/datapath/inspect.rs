@@ -190,9 +190,14 @@ fn inspect_tc(
                 "{iface} is not in this namespace, and the namespace it was attached in is {}",
                 UNRECORDED
             ),
-            (Some(_), _) => format!(
+            (Some(_), Some(true)) => format!(
                 "segfw's tc filter is no longer on {iface} (removed behind segfw's back): \
                  attach again, or detach it"
+            ),
+            (Some(_), _) => format!(
+                "segfw's tc filter is not on {iface} here: removed behind segfw's back, or on \
+                 the {iface} of another namespace (which is {UNRECORDED}); if it was this \
+                 namespace's, `segfw detach {iface}` removes the stale pin"
             ),
         });
     }

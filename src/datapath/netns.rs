@@ -97,9 +97,7 @@ impl Netns {
     pub fn nsenter_hint(&self) -> String {
         match self.entry_path() {
             Some(path) => format!("nsenter --net={} segfw", path.display()),
-            None => {
-                "nsenter --net=/run/netns/NAME segfw (the namespace of the interface)".to_string()
-            }
+            None => "nsenter --net=/run/netns/NAME segfw".to_string(),
         }
     }
 
