@@ -8,8 +8,11 @@ use super::common::{
     ATTACH_POLICY_UNDER_DAEMON,
 };
 use crate::datapath::apply::apply;
-use crate::datapath::attach::{attach, AttachMode, AttachOutcome, Interface};
+use crate::datapath::attach::{
+    attach, other_programs, refuse_foreign_netns, AttachMode, AttachOutcome, Interface,
+};
 use crate::datapath::loader::{load_or_reuse, LoadReport};
+use crate::datapath::netns::Netns;
 use crate::datapath::pins::{PinDir, PinLock};
 use crate::datapath::Direction;
 use crate::policy::CheckedPolicy;
@@ -56,6 +59,8 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     pins.ensure_bpffs()?;
     pins.create()?;
     let lock = pins.lock()?;
+    // Before anything changes: an instance judges one namespace's interfaces.
+    refuse_foreign_netns(&pins, &args.interfaces.join(" "), &Netns::current()?)?;
     if policy.is_some() {
         refuse_under_daemon(&pins, &ATTACH_POLICY_UNDER_DAEMON, false)?;
     }
@@ -133,6 +138,16 @@ fn attach_one(
     dir: Direction,
     mode: AttachMode,
 ) -> anyhow::Result<()> {
+    let others = other_programs(iface, dir, programs.get(dir));
+    if !others.is_empty() {
+        eprintln!(
+            "warning: {} {dir} already carries {}; they filter its traffic next to this \
+             instance, in attach order (tcx before tc), and one that passes a packet outright \
+             (TC_ACT_OK) skips the rest",
+            iface.name,
+            others.join(", ")
+        );
+    }
     let outcome = attach(pins, programs.get(dir), iface, dir, mode)
         .with_context(|| format!("attach segfw to {} {dir}", iface.name))?;
     match outcome {

@@ -32,9 +32,18 @@ fn print_text(s: &Status) {
             "segfw is not installed in {} (run `segfw attach IFACE --policy FILE`)",
             s.pin_dir
         );
+        if let Some(n) = &s.nesting {
+            println!("WARNING: {n}");
+        }
         return;
     }
     println!("segfw instance {}", s.pin_dir);
+    if let Some(n) = &s.nesting {
+        println!("WARNING: {n}");
+    }
+    if let Some(ns) = &s.netns {
+        println!("network namespace: {ns}");
+    }
     if let Some(p) = &s.programs {
         println!("programs: ingress id {}, egress id {}", p.ingress, p.egress);
     }
@@ -48,17 +57,25 @@ fn print_text(s: &Status) {
     }
     for a in &s.attachments {
         let link = a.link_id.map_or(String::new(), |id| format!(" link {id}"));
-        let live = if a.live {
-            "live"
-        } else {
-            "NOT LIVE (interface gone or hook removed; detach it)"
+        let live = match (&a.problem, a.live) {
+            (None, true) => "live".to_string(),
+            (Some(p), true) => format!("live, but {p}"),
+            (Some(p), false) => format!("NOT LIVE: {p}"),
+            (None, false) => "NOT LIVE (interface gone or hook removed; detach it)".to_string(),
         };
         println!(
             "  {:<16} {:<7} {:<3} prog {}{link}  {live}",
             a.interface, a.direction, a.mode, a.prog_id
         );
     }
+    if let Some(w) = &s.netns_warning {
+        println!("WARNING: {w}");
+    }
     match &s.policy {
+        None if s.policy_unknown.is_some() => println!(
+            "policy: UNKNOWN ({})",
+            s.policy_unknown.as_deref().unwrap_or_default()
+        ),
         None => println!("policy: none applied (all traffic passes)"),
         Some(p) => println!(
             "policy: generation {}, {}, default {}, sha256 {}, from {}",

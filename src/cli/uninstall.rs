@@ -2,7 +2,6 @@
 use std::path::Path;
 
 use super::common::{refuse_under_daemon, DaemonGuard};
-use super::detach::{attached_interfaces, detach_interface};
 use crate::datapath::pins::PinDir;
 use crate::datapath::DatapathError;
 
@@ -36,10 +35,6 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     }
     let _lock = pins.lock()?;
     refuse_under_daemon(&pins, &UNDER_DAEMON, args.force)?;
-    for iface in attached_interfaces(&pins)? {
-        detach_interface(&pins, &iface)?;
-    }
-    pins.remove_all()?;
-    println!("removed {}", pin_dir.display());
+    crate::datapath::uninstall::uninstall(&pins)?.print(&pins);
     Ok(())
 }

@@ -1,22 +1,25 @@
 //! Attaching the pinned programs to interfaces: tcx links pinned at
-//! links/IFACE/DIR (bpffs forbids dots in names), or legacy tc clsact filters (TcHook) with the program
-//! pinned again at that path as the marker. Also detach and query.
+//! links/IFACE/DIR (bpffs forbids dots in names), or legacy tc clsact
+//! filters (TcHook) with the program pinned again at that path as the
+//! marker, each with its record (network namespace, ifindex). Also detach.
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use libbpf_rs::query::LinkTypeInfo;
-use libbpf_rs::{Link, ProgramHandle, TcHook, TC_EGRESS, TC_INGRESS};
+use libbpf_rs::ProgramHandle;
 
+use super::hooks::{open_link, query_quietly, quietly, tc_hook, tcx_attach_type, tcx_ifindex};
+use super::inspect::Recorded;
+use super::netns::Netns;
 use super::pins::{remove_pin, restrict_pin, PinDir};
-use super::{DatapathError, Direction, Result};
+use super::records::{delete_link_record, put_link_record};
+use super::{DatapathError, Direction, NetnsConflict, Result};
 
-/// Fixed handle and priority of segfw's legacy tc filters, so that detach
-/// and status find exactly ours among other clsact filters.
-pub const TC_HANDLE: u32 = 0x5e6f;
-pub const TC_PRIORITY: u32 = 0x5e6f;
+// Where callers have always found them.
+pub use super::hooks::{other_programs, HookKind, Interface, TC_HANDLE, TC_PRIORITY};
+pub use super::inspect::{attachments, inspect, Attachment};
 
 /// The kernel-internal ENOTSUPP, which some kernels leak to userspace.
 const ENOTSUPP: i32 = 524;
@@ -28,45 +31,6 @@ pub enum AttachMode {
     Auto,
     Tcx,
     Tc,
-}
-
-/// The hook an attachment actually uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HookKind {
-    Tcx,
-    Tc,
-}
-
-impl std::fmt::Display for HookKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            HookKind::Tcx => "tcx",
-            HookKind::Tc => "tc",
-        })
-    }
-}
-
-/// A network interface of the current network namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    pub name: String,
-    pub ifindex: u32,
-}
-
-impl Interface {
-    /// Looks up `name`; UnknownInterface if it does not exist here.
-    pub fn by_name(name: &str) -> Result<Self> {
-        match nix::net::if_::if_nametoindex(name) {
-            Ok(ifindex) => Ok(Interface {
-                name: name.to_string(),
-                ifindex,
-            }),
-            Err(_) => Err(DatapathError::UnknownInterface {
-                name: name.to_string(),
-            }),
-        }
-    }
 }
 
 /// What `attach` did.
@@ -82,24 +46,11 @@ pub enum AttachOutcome {
     },
 }
 
-/// One pin under links/, as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Attachment {
-    pub interface: String,
-    pub direction: Direction,
-    pub mode: HookKind,
-    pub prog_id: u32,
-    /// tcx only: the link's id.
-    pub link_id: Option<u32>,
-    /// The interface index the hook is on (tcx: from the link; tc: by name).
-    pub ifindex: Option<u32>,
-    /// False once the interface is gone or the filter was removed behind
-    /// segfw's back: the program no longer sees its traffic.
-    pub live: bool,
-}
-
 /// Attaches `prog` to `iface` in `dir`, unless a live attachment is pinned
-/// already (then reports AlreadyAttached). A stale pin is replaced.
+/// already (then reports AlreadyAttached). A stale pin is replaced; one in
+/// another network namespace never is (ForeignNetns / LinkElsewhere). The
+/// link's record (namespace, ifindex) is written before the link exists and
+/// removed again if attaching fails, so no link is left without one.
 pub fn attach(
     pins: &PinDir,
     prog: &ProgramHandle,
@@ -107,25 +58,125 @@ pub fn attach(
     dir: Direction,
     mode: AttachMode,
 ) -> Result<AttachOutcome> {
+    let here = Netns::current()?;
+    refuse_foreign_netns(pins, &iface.name, &here)?;
     let pin = pins.link(&iface.name, dir);
+    // The daemon's flag on a record survives a re-attach.
+    let mut record = Recorded {
+        netns: here,
+        ifindex: iface.ifindex,
+        flags: 0,
+    };
     if let Some(existing) = inspect(pins, &iface.name, dir)? {
-        if existing.live && existing.ifindex == Some(iface.ifindex) {
+        if let Some(old) = existing.recorded {
+            record.flags = old.flags;
+        }
+        // A tc pin of an older segfw whose filter is not here may be
+        // another namespace's: only `detach` here removes it.
+        let unknown_tc =
+            existing.mode == HookKind::Tc && existing.in_this_netns.is_none() && !existing.live;
+        if existing.elsewhere() || unknown_tc {
+            return Err(elsewhere_error("attach", pins, &existing, &here));
+        }
+        if existing.live
+            && existing.in_this_netns == Some(true)
+            && existing.ifindex == Some(iface.ifindex)
+        {
+            if existing.recorded != Some(record) {
+                // Linked by an older segfw, or its record was lost: the
+                // kernel just showed where it is.
+                put_link_record(pins, &iface.name, dir, &record.to_record())?;
+            }
             return Ok(AttachOutcome::AlreadyAttached {
                 kind: existing.mode,
             });
         }
         detach(pins, &iface.name, dir)?;
     }
-    pins.create_link_dir(&iface.name)?;
-    match mode {
-        AttachMode::Tc => attach_tc(prog, iface, dir, &pin).map(|()| HookKind::Tc),
-        AttachMode::Tcx => attach_tcx(prog, iface, dir, &pin).map(|()| HookKind::Tcx),
-        AttachMode::Auto => return attach_auto(prog, iface, dir, &pin),
+    if matches!(mode, AttachMode::Tc) {
+        refuse_taken_tc_slot(prog, iface, dir)?;
     }
-    .map(|kind| AttachOutcome::Attached {
-        kind,
-        fallback: None,
+    put_link_record(pins, &iface.name, dir, &record.to_record())?;
+    let attached = pins.create_link_dir(&iface.name).and_then(|()| match mode {
+        AttachMode::Tc => attach_tc(prog, iface, dir, &pin).map(|()| AttachOutcome::Attached {
+            kind: HookKind::Tc,
+            fallback: None,
+        }),
+        AttachMode::Tcx => attach_tcx(prog, iface, dir, &pin).map(|()| AttachOutcome::Attached {
+            kind: HookKind::Tcx,
+            fallback: None,
+        }),
+        AttachMode::Auto => attach_auto(prog, iface, dir, &pin),
+    });
+    if attached.is_err() {
+        let _ = delete_link_record(pins, &iface.name, dir);
+        pins.remove_link_dir_if_empty(&iface.name);
+    }
+    attached
+}
+
+/// Refuses to attach from a namespace other than the one the instance's
+/// links are in: one set of maps judges one namespace's interfaces, and
+/// names like eth0 mean another interface in each namespace.
+pub fn refuse_foreign_netns(pins: &PinDir, iface: &str, here: &Netns) -> Result<()> {
+    let Some(other) = attachments(pins)?.into_iter().find(Attachment::elsewhere) else {
+        return Ok(());
+    };
+    Err(DatapathError::ForeignNetns {
+        iface: iface.to_string(),
+        at: Box::new(NetnsConflict {
+            pin_dir: pins.root().to_path_buf(),
+            pin: String::new(),
+            theirs: other.where_(),
+            ours: here.describe(),
+            hint: other.hint(),
+        }),
     })
+}
+
+fn elsewhere_error(
+    verb: &'static str,
+    pins: &PinDir,
+    existing: &Attachment,
+    here: &Netns,
+) -> DatapathError {
+    DatapathError::LinkElsewhere {
+        verb,
+        iface: existing.interface.clone(),
+        dir: existing.direction,
+        at: Box::new(NetnsConflict {
+            pin_dir: pins.root().to_path_buf(),
+            pin: format!("links/{}/{}", existing.interface, existing.direction),
+            theirs: match existing.netns {
+                Some(_) => existing.where_(),
+                // Maybe it was this namespace's and its filter is gone.
+                None => format!(
+                    "{} (if it was this namespace's, `segfw detach {}` here removes the stale pin)",
+                    existing.where_(),
+                    existing.interface
+                ),
+            },
+            ours: here.describe(),
+            hint: existing.hint(),
+        }),
+    }
+}
+
+/// Legacy tc filters are found by handle and priority, so attaching ours
+/// replaces whatever another instance put in the same slot: refuse that.
+fn refuse_taken_tc_slot(prog: &ProgramHandle, iface: &Interface, dir: Direction) -> Result<()> {
+    let mut hook = tc_hook(prog.as_fd(), iface.ifindex, dir);
+    match query_quietly(&mut hook) {
+        Ok(prog_id) if prog_id != prog.id() => Err(DatapathError::TcSlotTaken {
+            iface: iface.name.clone(),
+            dir,
+            handle: TC_HANDLE,
+            prog_id,
+            owner: super::hooks::describe_program(prog_id)
+                .map_or(String::new(), |owner| format!(" ({owner})")),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// tcx, falling back to legacy tc only when the kernel lacks tcx.
@@ -141,6 +192,7 @@ fn attach_auto(
             fallback: None,
         }),
         Err(DatapathError::AttachTcx { source, .. }) if means_no_tcx(&source) => {
+            refuse_taken_tc_slot(prog, iface, dir)?;
             attach_tc(prog, iface, dir, pin)?;
             Ok(AttachOutcome::Attached {
                 kind: HookKind::Tc,
@@ -183,10 +235,7 @@ fn create_pinned_tcx_link(
     dir: Direction,
     pin: &Path,
 ) -> io::Result<()> {
-    let attach_type = match dir {
-        Direction::Ingress => libbpf_sys::BPF_TCX_INGRESS,
-        Direction::Egress => libbpf_sys::BPF_TCX_EGRESS,
-    };
+    let attach_type = tcx_attach_type(dir);
     let ifindex = i32::try_from(ifindex).map_err(io::Error::other)?;
     let path = CString::new(pin.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: `prog` is an open program fd for the whole call; a null opts
@@ -218,7 +267,7 @@ fn attach_tc(prog: &ProgramHandle, iface: &Interface, dir: Direction, pin: &Path
         source,
     };
     let mut hook = tc_hook(prog.as_fd(), iface.ifindex, dir);
-    hook.create().map_err(tc_err)?;
+    quietly(|| hook.create()).map_err(tc_err)?;
     hook.replace(true).attach().map_err(tc_err)?;
     prog.pin(pin).map_err(|source| DatapathError::Pin {
         path: pin.to_path_buf(),
@@ -227,41 +276,72 @@ fn attach_tc(prog: &ProgramHandle, iface: &Interface, dir: Direction, pin: &Path
     restrict_pin(pin)
 }
 
-fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32, dir: Direction) -> TcHook {
-    let mut hook = TcHook::new(prog);
-    hook.ifindex(ifindex as i32)
-        .handle(TC_HANDLE)
-        .priority(TC_PRIORITY)
-        .attach_point(match dir {
-            Direction::Ingress => TC_INGRESS,
-            Direction::Egress => TC_EGRESS,
-        });
-    hook
+/// Removes segfw from `iface` in `dir`. Returns false if nothing was pinned.
+/// An interface that is gone already is fine: its hooks went with it. An
+/// attachment in another network namespace is refused (LinkElsewhere):
+/// there `iface` names another interface than the one in this namespace.
+pub fn detach(pins: &PinDir, iface: &str, dir: Direction) -> Result<bool> {
+    let Some(existing) = inspect(pins, iface, dir)? else {
+        return Ok(false);
+    };
+    if existing.elsewhere() {
+        return Err(elsewhere_error(
+            "detach",
+            pins,
+            &existing,
+            &Netns::current()?,
+        ));
+    }
+    unhook(pins, &existing)?;
+    Ok(true)
 }
 
-/// Removes segfw from `iface` in `dir`. Returns false if nothing was pinned.
-/// An interface that is gone already is fine: its hooks went with it.
-pub fn detach(pins: &PinDir, iface: &str, dir: Direction) -> Result<bool> {
+/// Detaches wherever the attachment is (for `uninstall`, which removes the
+/// whole instance): a tcx link is detached through its pin from any
+/// namespace. Returns a warning for a legacy tc filter in another
+/// namespace, which only a command run there can remove.
+pub fn detach_anywhere(pins: &PinDir, iface: &str, dir: Direction) -> Result<Option<String>> {
+    let Some(existing) = inspect(pins, iface, dir)? else {
+        return Ok(None);
+    };
+    let warning = (existing.mode == HookKind::Tc && existing.elsewhere()).then(|| {
+        format!(
+            "the tc filter of {iface} {dir} in network namespace {} stays until removed there: \
+             {} tc filter del dev {iface} {dir} handle {TC_HANDLE:#x} prio {TC_PRIORITY} bpf",
+            existing.where_(),
+            existing.hint().replace(" segfw", "")
+        )
+    });
+    unhook(pins, &existing)?;
+    Ok(warning)
+}
+
+/// Takes the hook off (where this namespace can reach it), then removes
+/// the pin and the record.
+fn unhook(pins: &PinDir, existing: &Attachment) -> Result<()> {
+    let (iface, dir) = (existing.interface.as_str(), existing.direction);
     let pin = pins.link(iface, dir);
-    if !pin.exists() {
-        return Ok(false);
-    }
     let detach_err = |source| DatapathError::Detach {
         iface: iface.to_string(),
         dir,
         source,
     };
-    match ProgramHandle::from_pinned_path(&pin) {
-        // A program pin is the legacy tc marker.
-        Ok(marker) => {
-            if let Ok(found) = Interface::by_name(iface) {
+    match existing.mode {
+        // A program pin is the legacy tc marker; only our program is
+        // taken out of the slot, never another instance's.
+        HookKind::Tc if !existing.elsewhere() => {
+            if let (Ok(marker), Ok(found)) = (
+                ProgramHandle::from_pinned_path(&pin),
+                Interface::by_name(iface),
+            ) {
                 let mut hook = tc_hook(marker.as_fd(), found.ifindex, dir);
-                if hook.query().is_ok() {
+                if query_quietly(&mut hook).is_ok_and(|id| id == marker.id()) {
                     hook.detach().map_err(detach_err)?;
                 }
             }
         }
-        Err(_) => {
+        HookKind::Tc => {}
+        HookKind::Tcx => {
             let link = open_link(&pin)?;
             // A link whose interface is gone is defunct; detaching it fails
             // harmlessly, and removing the pin frees it.
@@ -271,81 +351,7 @@ pub fn detach(pins: &PinDir, iface: &str, dir: Direction) -> Result<bool> {
         }
     }
     remove_pin(&pin)?;
+    delete_link_record(pins, iface, dir)?;
     pins.remove_link_dir_if_empty(iface);
-    Ok(true)
-}
-
-/// Every pinned attachment with its live state, sorted by interface.
-pub fn attachments(pins: &PinDir) -> Result<Vec<Attachment>> {
-    let mut found = Vec::new();
-    for (iface, dir) in pins.link_pins()? {
-        if let Some(attachment) = inspect(pins, &iface, dir)? {
-            found.push(attachment);
-        }
-    }
-    Ok(found)
-}
-
-/// The attachment pinned for `iface`/`dir`, if any.
-pub fn inspect(pins: &PinDir, iface: &str, dir: Direction) -> Result<Option<Attachment>> {
-    let pin = pins.link(iface, dir);
-    if !pin.exists() {
-        return Ok(None);
-    }
-    let attachment = match ProgramHandle::from_pinned_path(&pin) {
-        Ok(marker) => inspect_tc(iface, dir, &marker),
-        Err(_) => inspect_tcx(iface, dir, &pin)?,
-    };
-    Ok(Some(attachment))
-}
-
-fn inspect_tc(iface: &str, dir: Direction, marker: &ProgramHandle) -> Attachment {
-    let ifindex = Interface::by_name(iface).ok().map(|i| i.ifindex);
-    let live = ifindex.is_some_and(|ifindex| {
-        let mut hook = tc_hook(marker.as_fd(), ifindex, dir);
-        hook.query().is_ok_and(|prog_id| prog_id == marker.id())
-    });
-    Attachment {
-        interface: iface.to_string(),
-        direction: dir,
-        mode: HookKind::Tc,
-        prog_id: marker.id(),
-        link_id: None,
-        ifindex,
-        live,
-    }
-}
-
-fn inspect_tcx(iface: &str, dir: Direction, pin: &Path) -> Result<Attachment> {
-    let link = open_link(pin)?;
-    let info = link.info().map_err(|source| DatapathError::OpenPinned {
-        path: pin.to_path_buf(),
-        source,
-    })?;
-    let ifindex = tcx_ifindex(&link);
-    // The kernel reports ifindex 0 once the interface is gone.
-    let live = ifindex.is_some_and(|i| i != 0);
-    Ok(Attachment {
-        interface: iface.to_string(),
-        direction: dir,
-        mode: HookKind::Tcx,
-        prog_id: info.prog_id,
-        link_id: Some(info.id),
-        ifindex: ifindex.filter(|i| *i != 0),
-        live,
-    })
-}
-
-fn open_link(pin: &Path) -> Result<Link> {
-    Link::open(pin).map_err(|source| DatapathError::OpenPinned {
-        path: pin.to_path_buf(),
-        source,
-    })
-}
-
-fn tcx_ifindex(link: &Link) -> Option<u32> {
-    match link.info().ok()?.info {
-        LinkTypeInfo::Tcx(tcx) => Some(tcx.ifindex),
-        _ => None,
-    }
+    Ok(())
 }

@@ -196,47 +196,101 @@ pub fn repin_missing_maps(pins: &PinDir, programs: &Programs) -> Result<Vec<Stri
             ids.extend(&info.map_ids);
         }
     }
-    if let Ok(outer) = MapHandle::from_pinned_path(pins.map("policy_outer")) {
+    // policy_outer through the programs, in case its pin is gone too.
+    let outer = ids
+        .iter()
+        .filter_map(|id| MapHandle::from_map_id(*id).ok())
+        .find(|map| map.name().to_str() == Some("policy_outer"));
+    if let Some(outer) = outer {
         if let Ok(Some(inner)) = outer.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
             if let Ok(bytes) = <[u8; 4]>::try_from(inner.as_slice()) {
                 ids.push(u32::from_ne_bytes(bytes));
             }
         }
     }
-    let mut done = Vec::new();
-    for name in missing {
-        let path = pins.map(name);
-        let found = ids
-            .iter()
+    let from_kernel = |name: &str| {
+        ids.iter()
             .filter_map(|id| MapHandle::from_map_id(*id).ok())
-            .find(|map| map.name().to_str() == Some(name));
-        let (mut map, how) = match found {
-            Some(map) => (map, "re-pinned from the loaded datapath"),
-            None => match recreate_idle(pins, name)? {
-                Some(map) => (map, "created again, empty (the idle policy set)"),
-                None if RECORD_MAPS.contains(&name) => (
-                    super::records::create_empty(name)?,
-                    "created again, empty (records of userspace only)",
-                ),
-                None => {
-                    return Err(DatapathError::MapContent {
-                        map: name.to_string(),
-                        what: format!(
-                            "{} was removed and no loaded program holds it; run `segfw uninstall` and attach again",
-                            path.display()
-                        ),
-                    })
-                }
-            },
+            .find(|map| map.name().to_str() == Some(name))
+    };
+    // Maps still held by the programs go back first: an idle set's map is
+    // created again like its live twin, which must be pinned by then.
+    let (held, lost): (Vec<&str>, Vec<&str>) = missing
+        .into_iter()
+        .partition(|name| from_kernel(name).is_some());
+    let mut done = Vec::new();
+    for name in held {
+        if let Some(map) = from_kernel(name) {
+            pin_repaired(pins, name, map)?;
+            done.push(format!("maps/{name}: re-pinned from the loaded datapath"));
+        }
+    }
+    for name in lost {
+        let (map, how) = match recreate_idle(pins, name)? {
+            Some(map) => (
+                map,
+                "created again, empty (the idle policy set)".to_string(),
+            ),
+            None if RECORD_MAPS.contains(&name) => (
+                super::records::create_empty(name)?,
+                "created again, empty (records of userspace only)".to_string(),
+            ),
+            None if name.starts_with("meta_") => (
+                create_empty_meta(name)?,
+                "created again, empty: it held the names of the live policy's rules and \
+                 segments, its file and hash, which the kernel does not keep; the live policy \
+                 keeps enforcing, and the next `segfw policy apply FILE` names it again"
+                    .to_string(),
+            ),
+            None => {
+                return Err(DatapathError::MapContent {
+                    map: name.to_string(),
+                    what: format!(
+                        "{} was removed and no loaded program holds it, so it cannot be \
+                         repaired; start clean: segfw --pin-dir {} uninstall, then segfw \
+                         --pin-dir {} attach IFACE --policy FILE (the interfaces are \
+                         unfiltered in between)",
+                        pins.map(name).display(),
+                        pins.root().display(),
+                        pins.root().display()
+                    ),
+                })
+            }
         };
-        map.pin(&path).map_err(|source| DatapathError::Pin {
-            path: path.clone(),
-            source: std::io::Error::other(source),
-        })?;
-        restrict_pin(&path)?;
+        pin_repaired(pins, name, map)?;
         done.push(format!("maps/{name}: {how}"));
     }
     Ok(done)
+}
+
+fn pin_repaired(pins: &PinDir, name: &str, mut map: MapHandle) -> Result<()> {
+    let path = pins.map(name);
+    map.pin(&path).map_err(|source| DatapathError::Pin {
+        path: path.clone(),
+        source: std::io::Error::other(source),
+    })?;
+    restrict_pin(&path)
+}
+
+/// A new empty meta map (names of one policy set) with the layout of
+/// maps.h, for when neither set's meta is left to copy (no BTF: bpftool
+/// dumps it as hex until the next fresh load).
+fn create_empty_meta(name: &str) -> Result<MapHandle> {
+    use crate::skel::types::{segfw_limits, segfw_meta_key, segfw_meta_value};
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        map_flags: libbpf_sys::BPF_F_NO_PREALLOC,
+        ..Default::default()
+    };
+    MapHandle::create(
+        libbpf_rs::MapType::Hash,
+        Some(name),
+        std::mem::size_of::<segfw_meta_key>() as u32,
+        std::mem::size_of::<segfw_meta_value>() as u32,
+        segfw_limits::SEGFW_META_MAX_ENTRIES.0,
+        &opts,
+    )
+    .map_err(|source| prepare_err(name, source))
 }
 
 /// A new empty map for policy_a/b or meta_a/b when that set is not live,
@@ -261,6 +315,11 @@ fn recreate_idle(pins: &PinDir, name: &str) -> Result<Option<MapHandle>> {
         return Ok(None);
     }
     let path = pins.map(twin);
+    if !path.exists() {
+        // Both sets' pins are gone (meta: nothing holds them); the caller
+        // creates it from the layout instead.
+        return Ok(None);
+    }
     let twin = MapHandle::from_pinned_path(&path)
         .map_err(|source| DatapathError::OpenPinned { path, source })?;
     let map = super::maps::create_like(&twin, name).map_err(|source| prepare_err(name, source))?;

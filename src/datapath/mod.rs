@@ -12,13 +12,18 @@ pub mod decode;
 pub mod events;
 pub mod explain;
 pub mod faults;
+pub mod hooks;
+pub mod inspect;
 pub mod loader;
 pub mod maps;
 pub mod names;
+pub mod netns;
 pub mod pins;
 pub mod records;
 pub mod stats;
 pub mod status;
+pub mod tcfilters;
+pub mod uninstall;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -174,6 +179,57 @@ pub enum DatapathError {
     },
     #[error("read map {map}: {what}")]
     MapContent { map: String, what: String },
+    #[error("identify the network namespace: {what}")]
+    Netns {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "attach {iface}: this segfw instance ({}) is attached in network namespace {}, \
+         and this command runs in {}; interface names are only unique within a \
+         namespace, so run segfw in the interface's namespace ({} attach {iface}), or \
+         use another --pin-dir for this namespace",
+        .at.pin_dir.display(), .at.theirs, .at.ours, .at.hint
+    )]
+    ForeignNetns {
+        iface: String,
+        at: Box<NetnsConflict>,
+    },
+    #[error(
+        "{verb} {iface} {dir}: {}/{} is attached in network namespace {}, not in this \
+         one ({}); run it there: {} {verb} {iface}",
+        .at.pin_dir.display(), .at.pin, .at.theirs, .at.ours, .at.hint
+    )]
+    LinkElsewhere {
+        verb: &'static str,
+        iface: String,
+        dir: Direction,
+        at: Box<NetnsConflict>,
+    },
+    #[error(
+        "attach tc {dir} on {iface}: segfw's tc filter slot there (handle {handle:#x}, priority \
+         {handle:#x}) carries program {prog_id}{owner}, not this instance's; attaching would \
+         replace it and unfilter that instance; use --attach-mode tcx, or detach the other \
+         instance first"
+    )]
+    TcSlotTaken {
+        iface: String,
+        dir: Direction,
+        handle: u32,
+        prog_id: u32,
+        owner: String,
+    },
+    #[error(
+        "use pin dir {}: it {relation} the segfw instance {}; instances must not nest \
+         (an uninstall of one would delete the other's pins); choose a --pin-dir outside it, \
+         such as /sys/fs/bpf/NAME",
+        .pin_dir.display(), .other.display()
+    )]
+    NestedPinDir {
+        pin_dir: PathBuf,
+        relation: &'static str,
+        other: PathBuf,
+    },
     #[error("read pin dir {}", .path.display())]
     ReadDir {
         path: PathBuf,
@@ -211,6 +267,20 @@ impl DatapathError {
             }
         })
     }
+}
+
+/// Where an attachment of another network namespace is, for the errors
+/// that refuse to touch it from this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsConflict {
+    pub pin_dir: PathBuf,
+    /// links/IFACE/DIR (empty for the instance as a whole).
+    pub pin: String,
+    /// Its namespace and this command's, "net:[INODE] (NAME)".
+    pub theirs: String,
+    pub ours: String,
+    /// How to run segfw there: "nsenter --net=PATH segfw".
+    pub hint: String,
 }
 
 pub type Result<T, E = DatapathError> = std::result::Result<T, E>;

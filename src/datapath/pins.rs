@@ -172,6 +172,7 @@ impl PinDir {
 
     /// Creates the pin dir and its subdirectories, owner-only (0700).
     pub fn create(&self) -> Result<()> {
+        self.refuse_nesting()?;
         if let Some(name) = self
             .root
             .file_name()
@@ -274,6 +275,113 @@ impl PinDir {
                 source,
             }),
         }
+    }
+}
+
+// ---- Nesting: an instance's pin dir is never inside or around another's ----
+
+/// How deep below a pin dir (or /sys/fs/bpf) other instances are looked for.
+const NESTING_DEPTH: usize = 4;
+
+/// The top-level entries a pin dir of segfw holds.
+pub const INSTANCE_ENTRIES: [&str; 3] = ["progs", "maps", "links"];
+
+impl PinDir {
+    /// Fails with NestedPinDir when this pin dir is inside another
+    /// instance's, or holds one below it: the uninstall of either would
+    /// then delete pins of the other.
+    pub fn refuse_nesting(&self) -> Result<()> {
+        match self.nesting() {
+            Some((relation, other)) => Err(DatapathError::NestedPinDir {
+                pin_dir: self.root.clone(),
+                relation,
+                other,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// ("is inside", outer) or ("contains", inner) for the first other instance
+    /// found, None when this pin dir stands alone.
+    pub fn nesting(&self) -> Option<(&'static str, PathBuf)> {
+        let root = absolute(&self.root);
+        if let Some(outer) = root.ancestors().skip(1).find(|p| looks_like_instance(p)) {
+            return Some(("is inside", outer.to_path_buf()));
+        }
+        find_instances(&root, NESTING_DEPTH)
+            .into_iter()
+            .find(|inner| inner != &root)
+            .map(|inner| ("contains", inner))
+    }
+}
+
+/// Whether `dir` holds a segfw instance: a pinned program, or the maps
+/// only segfw pins (an instance whose maps/ was removed still has progs/).
+pub fn looks_like_instance(dir: &Path) -> bool {
+    [
+        "progs/ingress",
+        "progs/egress",
+        "maps/policy_outer",
+        "maps/runtime",
+    ]
+    .iter()
+    .any(|p| dir.join(p).exists())
+}
+
+/// Instances at or below `root`, at most `depth` levels down; the inside
+/// of an instance is searched too (a pin dir nested there by an older
+/// segfw). Symlinks are not followed.
+pub fn find_instances(root: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if looks_like_instance(root) {
+        found.push(root.to_path_buf());
+    }
+    if depth == 0 {
+        return found;
+    }
+    let Ok(entries) = fs::read_dir(root) else {
+        return found;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        found.extend(find_instances(&dir, depth - 1));
+    }
+    found
+}
+
+/// `path` made absolute against the working directory (not resolved: a
+/// pin dir may not exist yet).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    fn instance_at(dir: &Path) {
+        fs::create_dir_all(dir.join("progs")).unwrap();
+        fs::write(dir.join("progs/ingress"), b"").unwrap();
+    }
+
+    #[test]
+    fn a_pin_dir_inside_or_around_an_instance_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outer = tmp.path().join("outer");
+        instance_at(&outer);
+        assert_eq!(PinDir::new(&outer).nesting(), None, "an instance alone");
+        let inside = PinDir::new(outer.join("maps"));
+        assert_eq!(inside.nesting(), Some(("is inside", outer.clone())));
+        let around = PinDir::new(tmp.path());
+        assert_eq!(around.nesting(), Some(("contains", outer.clone())));
+        let err = inside.refuse_nesting().unwrap_err().to_string();
+        assert!(err.contains(&outer.display().to_string()), "{err}");
+        assert_eq!(PinDir::new(tmp.path().join("beside")).nesting(), None);
     }
 }
 

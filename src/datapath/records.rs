@@ -5,7 +5,7 @@
 use std::mem::size_of;
 use std::path::Path;
 
-use libbpf_rs::{MapHandle, MapType};
+use libbpf_rs::{MapCore, MapHandle, MapType};
 
 use super::maps::PinnedMap;
 use super::pins::PinDir;
@@ -62,6 +62,53 @@ pub fn open_link_records(pins: &PinDir) -> Result<PinnedMap> {
 pub fn open_daemon_record(pins: &PinDir) -> Result<PinnedMap> {
     pins.require_installed()?;
     PinnedMap::open::<u32, segfw_daemon_record>(pins, DAEMON_RECORD)
+}
+
+/// The record of links/IFACE/DIR, if the instance has one (None also
+/// when maps/link_records itself is missing: an instance pinned by a segfw
+/// without records, or a pin removed by hand).
+pub fn link_record(
+    pins: &PinDir,
+    iface: &str,
+    dir: Direction,
+) -> Result<Option<segfw_link_record>> {
+    if !pins.map(LINK_RECORDS).exists() {
+        return Ok(None);
+    }
+    open_link_records(pins)?.get(&link_key(iface, dir))
+}
+
+/// Writes the record of links/IFACE/DIR (the caller keeps its flags).
+pub fn put_link_record(
+    pins: &PinDir,
+    iface: &str,
+    dir: Direction,
+    record: &segfw_link_record,
+) -> Result<()> {
+    open_link_records(pins)?.put(&link_key(iface, dir), record)
+}
+
+/// Deletes the record of links/IFACE/DIR; one that is missing is fine.
+pub fn delete_link_record(pins: &PinDir, iface: &str, dir: Direction) -> Result<()> {
+    let path = pins.map(LINK_RECORDS);
+    if !path.exists() {
+        return Ok(());
+    }
+    // Opened for its layout check first: never delete from a foreign map.
+    open_link_records(pins)?;
+    let map = super::maps::open_pinned_map(&path).map_err(|source| DatapathError::OpenPinned {
+        path: path.clone(),
+        source,
+    })?;
+    match map.delete(crate::skel::bytes_of(&link_key(iface, dir))) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DatapathError::MapIo {
+            map: LINK_RECORDS.to_string(),
+            op: "delete from",
+            source,
+        }),
+    }
 }
 
 /// A new, empty, unpinned record map `name` (for a pin removed by hand).

@@ -7,6 +7,7 @@ use super::clock::rfc3339_utc;
 use super::decode::{decode, Action, Mode};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
+use super::netns::Netns;
 use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
 use super::Result;
@@ -26,6 +27,16 @@ pub struct Status {
     pub damaged: Vec<String>,
     /// The `segfw run` that the instance's record names, if any.
     pub daemon: Option<DaemonStatus>,
+    /// The network namespace this status was taken in, "net:[INODE] (NAME)".
+    pub netns: Option<String>,
+    /// Set when no attachment is in this namespace but some are in
+    /// another: this status cannot see their interfaces.
+    pub netns_warning: Option<String>,
+    /// Set when the live policy cannot be read (maps missing): what the
+    /// datapath enforces is then unknown, not "nothing".
+    pub policy_unknown: Option<String>,
+    /// Set when this pin dir is inside or around another instance's.
+    pub nesting: Option<String>,
 }
 
 /// The daemon record as `status` shows it.
@@ -129,6 +140,15 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         maps: None,
         damaged: Vec::new(),
         daemon: None,
+        netns: Netns::current().ok().map(|n| n.describe()),
+        netns_warning: None,
+        policy_unknown: None,
+        nesting: pins.nesting().map(|(relation, other)| {
+            format!(
+                "this pin dir {relation} the segfw instance {}; instances must not nest",
+                other.display()
+            )
+        }),
     };
     if !status.installed {
         return Ok(status);
@@ -140,9 +160,20 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         egress: programs.egress.id(),
     });
     status.attachments = attachments(pins)?;
+    status.netns_warning = netns_warning(&status.attachments);
     status.damaged = super::apply::damage(pins)?;
-    if !super::loader::missing_map_pins(pins).is_empty() {
+    let missing = super::loader::missing_map_pins(pins);
+    if !missing.is_empty() {
         // Policy and fill levels need every map; `attach` repairs first.
+        let what = if pins.maps_dir().exists() {
+            format!("maps/{} missing", missing.join(", maps/"))
+        } else {
+            "maps/ is missing".to_string()
+        };
+        status.policy_unknown = Some(format!(
+            "{what}, so the live policy cannot be read; the loaded programs keep enforcing \
+             whatever was live; `segfw attach IFACE` repairs the pins"
+        ));
         return Ok(status);
     }
 
@@ -173,6 +204,33 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         memlock_bytes: memlock_total(pins),
     });
     Ok(status)
+}
+
+/// The common slip of running segfw in the wrong namespace: every
+/// attachment whose namespace is known is in another one.
+fn netns_warning(attachments: &[Attachment]) -> Option<String> {
+    let elsewhere: Vec<&Attachment> = attachments
+        .iter()
+        .filter(|a| a.in_this_netns == Some(false))
+        .collect();
+    if elsewhere.is_empty() || attachments.iter().any(|a| a.in_this_netns == Some(true)) {
+        return None;
+    }
+    let mut places: Vec<String> = elsewhere
+        .iter()
+        .map(|a| {
+            a.netns
+                .clone()
+                .unwrap_or_else(|| "a namespace segfw did not record".to_string())
+        })
+        .collect();
+    places.dedup();
+    Some(format!(
+        "no attachment of this instance is in this network namespace; they are in {}; \
+         interface names and indexes here mean other interfaces; run segfw there \
+         (`nsenter --net=PATH segfw status`, PATH as shown)",
+        places.join(", ")
+    ))
 }
 
 /// Sum of memlock over maps/<name> for every map of the datapath.
