@@ -99,6 +99,15 @@ pub fn failsafe_key(port: u16) -> segfw_policy_key {
     }
 }
 
+/// An RA_SOURCE key: router advertisements and redirects may come from
+/// `addr/prefix` (IPv6; host bits clear).
+pub fn ra_source_key(addr: IpAddr, prefix: u8) -> segfw_policy_key {
+    segfw_policy_key {
+        kind: segfw_key_kind::SEGFW_KIND_RA_SOURCE.0,
+        ..segment_key(addr, prefix)
+    }
+}
+
 /// A name for meta_a/meta_b, truncated to fit (names are validated to fit).
 pub fn meta_entry(kind: segfw_key_kind, id: u32, text: &str) -> (segfw_meta_key, segfw_meta_value) {
     let mut value = segfw_meta_value::default();
