@@ -138,6 +138,17 @@ static __always_inline __u8 icmp6_nd_kind(__u8 type)
 	return type >= 133 && type <= 137 ? ND_PASS : ND_NONE;
 }
 
+/* An echo request or reply of the packet's own ICMP family (ICMP across
+ * families is a plain protocol number, which has no types). */
+static __always_inline int icmp_is_echo(__u8 proto, __u8 is_v6, __u8 type)
+{
+	if (proto == IPPROTO_ICMP && !is_v6)
+		return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+	if (proto == IPPROTO_ICMPV6 && is_v6)
+		return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
+	return 1;
+}
+
 /* Bits of the TCP flag byte: FIN SYN RST PSH ACK URG ECE CWR. */
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -187,6 +198,10 @@ static __always_inline int parse_inner_ports(void *l4, void *data_end, __u8 prot
 
 		if ((void *)(icmp + 1) > data_end)
 			return SEGFW_DROP_ICMP_INNER;
+		/* of ICMP only echoes are tracked: an error about any other type
+		 * is about no flow (its key would be an echo's with id 0) */
+		if (!icmp_is_echo(proto, pkt->is_v6, icmp->type))
+			return SEGFW_DROP_ICMP_NO_FLOW;
 		pkt->sport = icmp->echo_id;
 		pkt->dport = icmp->echo_id;
 	}

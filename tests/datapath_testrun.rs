@@ -1691,3 +1691,40 @@ fn router_advertisements_pass_only_from_allowed_sources() {
         R::SEGFW_PASS_AUDIT,
     );
 }
+
+/// An ICMP error quoting an ICMP type other than an echo is about no flow:
+/// only echoes are tracked, and its key (ports 0) would be that of an echo
+/// with id 0.
+#[test]
+fn an_error_about_a_non_echo_icmp_type_relates_to_no_flow() {
+    let Some(h) = harness() else { return };
+    h.flush_conntrack();
+    let ping = Pkt::icmp(DB, WORLD, 8, 0);
+    expect(
+        &h,
+        "db pings out, id 0",
+        EGRESS,
+        &ping,
+        PASS,
+        R::SEGFW_PASS_ALLOWED,
+    );
+    let about_ping = Pkt::icmp_error("10.0.3.1", DB, 3, &ping);
+    expect(
+        &h,
+        "error about the ping",
+        INGRESS,
+        &about_ping,
+        PASS,
+        R::SEGFW_PASS_RELATED,
+    );
+    let timestamp = Pkt::icmp(DB, WORLD, 13, 0);
+    let about_timestamp = Pkt::icmp_error("10.0.3.1", DB, 3, &timestamp);
+    expect(
+        &h,
+        "error about a timestamp",
+        INGRESS,
+        &about_timestamp,
+        DROP,
+        R::SEGFW_DROP_ICMP_NO_FLOW,
+    );
+}

@@ -362,7 +362,9 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
     Ok(pkt)
 }
 
-/// parse_inner_ports: only the bounds matter (conntrack is empty).
+/// parse_inner_ports: only the bounds matter (conntrack is empty, so an
+/// error about a non-echo ICMP type, which the C refuses here as
+/// icmp_no_flow, ends as icmp_no_flow in related() all the same).
 fn inner_ports(f: &[u8], l4: usize, proto: u8) -> Result<(), R> {
     let need = match proto {
         6 | 17 | 132 => 4,
