@@ -270,6 +270,24 @@ fn apply_router_ads(lab: &Lab, file: &str, router_ads: &str) -> std::path::PathB
     path
 }
 
+/// `segfw explain`'s reason for a router advertisement from `src`.
+fn explain_ra(lab: &Lab, src: &str) -> String {
+    let out = lab.segfw_ok(&[
+        "explain",
+        "--src",
+        src,
+        "--dst",
+        "ff02::1",
+        "--proto",
+        "icmpv6",
+        "--icmp-type",
+        "134",
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(&out).expect("explain --json");
+    e["reason"].as_str().unwrap_or_default().to_string()
+}
+
 fn ra_mode(lab: &Lab) -> serde_json::Value {
     lab.status()["policy"]["router_advertisements"].clone()
 }
@@ -326,9 +344,16 @@ fn router_advertisements_and_redirects_follow_the_policy() {
         "link-local redirect"
     );
 
+    assert_eq!(explain_ra(&lab, "fe80::b0"), "pass_nd", "explain agrees");
+
     // []: refused from every source; neighbour discovery still works.
     apply_router_ads(&lab, "none.toml", "router_advertisements = []");
     assert_eq!(ra_mode(&lab)["mode"], "none");
+    assert_eq!(
+        explain_ra(&lab, "fe80::b0"),
+        "drop_router_msg",
+        "explain agrees"
+    );
     ns_cmd(a, &["ip", "-6", "route", "flush", "default"])
         .status()
         .unwrap();
