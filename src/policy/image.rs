@@ -1,7 +1,7 @@
 //! Map images: what the compiler produces and `policy apply` writes, with the
 //! key encodings that the datapath (bpf/policy.h) looks up.
 //!
-//! One policy is one LPM trie (`policy_a` or `policy_b`) holding four kinds
+//! One policy is one LPM trie (`policy_a` or `policy_b`) holding five kinds
 //! of entries (see bpf/segfw_shared.h), plus names in `meta_a`/`meta_b`.
 use std::net::IpAddr;
 
@@ -140,7 +140,7 @@ pub struct Summary {
     pub rules: usize,
     /// RULE entries after merging overlaps and splitting port ranges.
     pub rule_entries: usize,
-    /// All trie entries: CONFIG + SEGMENT + RULE + FAILSAFE.
+    /// All trie entries: CONFIG + SEGMENT + RULE + FAILSAFE + RA_SOURCE.
     pub trie_entries: usize,
 }
 
