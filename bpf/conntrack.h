@@ -131,23 +131,38 @@ static __always_inline void ct_track_tcp(struct segfw_ct_value *ct, const struct
 		ct->state = SEGFW_CT_ESTABLISHED;
 }
 
-/* An echo request from the responder's side is a new flow of its own: it
- * must not ride the entry of a flow the other side opened. */
-static __always_inline int is_reverse_request(const struct packet *pkt, int from_orig)
+/* ICMP's flow key carries no type: an echo's ports are its id, every
+ * other type's ports are 0, so a key alone would let any type ride a ping
+ * (echo id 0). Only an echo reply, from the responder's side, uses an ICMP
+ * entry; every other type is decided by policy (errors, as related,
+ * before this). ICMP across families is a plain protocol number. */
+static __always_inline int icmp_rides_entry(const struct packet *pkt, int from_orig)
 {
-	if (from_orig || pkt->is_icmp_error)
-		return 0;
-	if (pkt->proto == IPPROTO_ICMP)
+	if (pkt->proto == IPPROTO_ICMP && !pkt->is_v6)
+		return !from_orig && pkt->icmp_type == ICMP_ECHOREPLY;
+	if (pkt->proto == IPPROTO_ICMPV6 && pkt->is_v6)
+		return !from_orig && pkt->icmp_type == ICMPV6_ECHO_REPLY;
+	return 1;
+}
+
+/* Whether an allowed packet opens (or renews) a tracked flow: of ICMP only
+ * an echo request, whose reply then rides the entry. */
+static __always_inline int icmp_opens_flow(const struct packet *pkt)
+{
+	if (pkt->proto == IPPROTO_ICMP && !pkt->is_v6)
 		return pkt->icmp_type == ICMP_ECHO;
-	if (pkt->proto == IPPROTO_ICMPV6)
+	if (pkt->proto == IPPROTO_ICMPV6 && pkt->is_v6)
 		return pkt->icmp_type == ICMPV6_ECHO_REQUEST;
-	return 0;
+	return 1;
 }
 
 /* Packets that cannot change a flow's state may use the flow cache; ICMP
- * never does, since the key does not tell an echo request's direction. */
+ * never does, since the key does not tell an echo request's direction, nor
+ * a first fragment, which must leave its ports for the fragments after it. */
 static __always_inline int flow_cache_eligible(const struct packet *pkt)
 {
+	if (pkt->frag == FRAG_FIRST)
+		return 0;
 	if (pkt->proto == IPPROTO_TCP)
 		return !(pkt->tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST));
 	return pkt->proto != IPPROTO_ICMP && pkt->proto != IPPROTO_ICMPV6 && !pkt->is_icmp_error;

@@ -23,7 +23,6 @@
 #define IPPROTO_AH_ 51
 #define IPPROTO_NONE_ 59
 #define IPPROTO_DSTOPTS_ 60
-#define IPPROTO_MH_ 135
 #define IPPROTO_SCTP_ 132
 #define IP_MF_ 0x2000
 #define IP_OFFSET_ 0x1fff
@@ -50,6 +49,8 @@ struct icmp_hdr {
 #define ICMPV6_PARAMPROB 4
 #define ICMPV6_ECHO_REQUEST 128
 #define ICMPV6_ECHO_REPLY 129
+#define ICMPV6_ROUTER_ADVERT 134
+#define ICMPV6_REDIRECT 137
 
 struct vlan_tag {
 	__be16 tci;
@@ -81,6 +82,13 @@ enum frag_kind {
 	FRAG_LATER = 2, /* offset > 0: no L4 header */
 };
 
+/* What neighbour discovery a packet is (struct packet's is_nd). */
+enum nd_kind {
+	ND_NONE = 0,
+	ND_PASS = 1,   /* router/neighbour solicitation, neighbour advertisement: always passed */
+	ND_ROUTER = 2, /* router advertisement or redirect: [defaults] router_advertisements */
+};
+
 /* One parsed packet. Addresses are IPv6, IPv4 as IPv4-mapped (RFC 4291). */
 struct packet {
 	__u8 src[16];
@@ -93,8 +101,9 @@ struct packet {
 	__u8 icmp_type;
 	__u8 frag;          /* enum frag_kind */
 	__u8 is_icmp_error; /* inner tuple (swapped) is in src/dst/ports */
-	__u8 is_nd;
+	__u8 is_nd;         /* enum nd_kind */
 	__u8 is_v6;         /* the packet is IPv6: ICMP is ICMPv6's job and back */
+	__u8 hop_limit;     /* IPv6 only: RFC 4861 checks it on router messages */
 	__u32 frag_id;
 	__u32 l3_off;
 	__u32 l4_off;
@@ -121,10 +130,23 @@ static __always_inline int icmp6_is_error(__u8 type)
 	return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMPROB;
 }
 
-static __always_inline int icmp6_is_nd(__u8 type)
+/* Router/neighbour solicitation/advertisement and redirect (133-137). */
+static __always_inline __u8 icmp6_nd_kind(__u8 type)
 {
-	/* router/neighbor solicitation/advertisement and redirect (133-137) */
-	return type >= 133 && type <= 137;
+	if (type == ICMPV6_ROUTER_ADVERT || type == ICMPV6_REDIRECT)
+		return ND_ROUTER;
+	return type >= 133 && type <= 137 ? ND_PASS : ND_NONE;
+}
+
+/* An echo request or reply of the packet's own ICMP family (ICMP across
+ * families is a plain protocol number, which has no types). */
+static __always_inline int icmp_is_echo(__u8 proto, __u8 is_v6, __u8 type)
+{
+	if (proto == IPPROTO_ICMP && !is_v6)
+		return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+	if (proto == IPPROTO_ICMPV6 && is_v6)
+		return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
+	return 1;
 }
 
 /* Bits of the TCP flag byte: FIN SYN RST PSH ACK URG ECE CWR. */
@@ -176,6 +198,10 @@ static __always_inline int parse_inner_ports(void *l4, void *data_end, __u8 prot
 
 		if ((void *)(icmp + 1) > data_end)
 			return SEGFW_DROP_ICMP_INNER;
+		/* of ICMP only echoes are tracked: an error about any other type
+		 * is about no flow (its key would be an echo's with id 0) */
+		if (!icmp_is_echo(proto, pkt->is_v6, icmp->type))
+			return SEGFW_DROP_ICMP_NO_FLOW;
 		pkt->sport = icmp->echo_id;
 		pkt->dport = icmp->echo_id;
 	}
@@ -294,10 +320,9 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
 			return short_reason;
 		pkt->icmp_type = icmp6->type;
 		pkt->policy_port = bpf_htons(icmp6->type);
-		if (icmp6_is_nd(icmp6->type)) {
-			pkt->is_nd = 1;
+		pkt->is_nd = icmp6_nd_kind(icmp6->type);
+		if (pkt->is_nd)
 			return SEGFW_REASON_NONE;
-		}
 		if (icmp6_is_error(icmp6->type) && pkt->frag == FRAG_NONE)
 			return parse_icmp6_inner(icmp6 + 1, data_end, pkt);
 		if (icmp6->type == ICMPV6_ECHO_REQUEST || icmp6->type == ICMPV6_ECHO_REPLY) {
@@ -350,7 +375,11 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *pkt)
 	return SEGFW_REASON_NONE;
 }
 
-/* Walks up to SEGFW_MAX_EXT_HDRS extension headers to the L4 protocol. */
+/* Walks up to SEGFW_MAX_EXT_HDRS extension headers to the L4 protocol:
+ * exactly those Linux's ipv6_ext_hdr() skips (hop-by-hop, routing,
+ * fragment, AH, destination options; "no next header" ends the packet).
+ * ESP and the Mobility Header (135) are not: Linux hands them to their
+ * own handler or a raw socket, so they are decided as what they are. */
 static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
 {
 	void *data = (void *)(long)skb->data;
@@ -373,6 +402,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
 	__builtin_memcpy(pkt->src, &ip6->saddr, 16);
 	__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
 	pkt->is_v6 = 1;
+	pkt->hop_limit = ip6->hop_limit;
 	pkt->l3_len = payload + sizeof(*ip6);
 	nexthdr = ip6->nexthdr;
 	off = pkt->l3_off + sizeof(*ip6);
@@ -387,7 +417,6 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
 		case IPPROTO_HOPOPTS_:
 		case IPPROTO_ROUTING_:
 		case IPPROTO_DSTOPTS_:
-		case IPPROTO_MH_:
 			if ((void *)(ext + 1) > data_end)
 				return SEGFW_DROP_TRUNCATED;
 			nexthdr = ext->nexthdr;
@@ -424,8 +453,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt)
 	if (nexthdr == IPPROTO_NONE_)
 		return SEGFW_DROP_NO_NEXT_HDR;
 	if (nexthdr == IPPROTO_HOPOPTS_ || nexthdr == IPPROTO_ROUTING_ ||
-	    nexthdr == IPPROTO_DSTOPTS_ || nexthdr == IPPROTO_MH_ ||
-	    nexthdr == IPPROTO_AH_ || nexthdr == IPPROTO_FRAGMENT_)
+	    nexthdr == IPPROTO_DSTOPTS_ || nexthdr == IPPROTO_AH_ || nexthdr == IPPROTO_FRAGMENT_)
 		return SEGFW_DROP_EXT_HDR_LIMIT;
 done:
 	pkt->proto = nexthdr;

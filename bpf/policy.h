@@ -31,16 +31,23 @@ static __always_inline void *policy_trie(void)
 	return bpf_map_lookup_elem(&policy_outer, &zero);
 }
 
-static __always_inline __u32 segment_of(void *trie, const __u8 *addr)
+/* The longest prefix of `kind` (SEGMENT, RA_SOURCE) holding addr. */
+static __always_inline struct segfw_policy_value *addr_lookup(void *trie, __u32 kind,
+							       const __u8 *addr)
 {
 	struct segfw_policy_key key = {
 		.prefixlen = SEGFW_KEY_KIND_BITS + SEGFW_KEY_DATA_BITS,
-		.kind = SEGFW_KIND_SEGMENT,
+		.kind = kind,
 	};
-	struct segfw_policy_value *v;
 
 	__builtin_memcpy(key.data.addr, addr, 16);
-	v = bpf_map_lookup_elem(trie, &key);
+	return bpf_map_lookup_elem(trie, &key);
+}
+
+static __always_inline __u32 segment_of(void *trie, const __u8 *addr)
+{
+	struct segfw_policy_value *v = addr_lookup(trie, SEGFW_KIND_SEGMENT, addr);
+
 	return v ? v->id : SEGFW_SEG_WORLD;
 }
 
@@ -139,6 +146,28 @@ static __noinline int decide(void *trie, const struct flow *f, struct decision *
 		d->action = SEGFW_ACTION_ALLOW;
 	}
 	return 1;
+}
+
+/* A router advertisement or redirect passes only with hop limit 255 (RFC
+ * 4861: it was sent on-link) and from a source of the policy's RA_SOURCE
+ * entries ([defaults] router_advertisements; the default is fe80::/10).
+ * A subprogram: rare, and kept out of the hot code. */
+static __noinline int router_msg_reason(const struct packet *pkt)
+{
+	void *trie = policy_trie();
+	struct segfw_policy_value *cfg;
+
+	if (!trie)
+		return SEGFW_PASS_NO_POLICY;
+	cfg = policy_config(trie);
+	if (!cfg)
+		return SEGFW_PASS_NO_POLICY;
+	if (pkt->hop_limit == SEGFW_ND_HOP_LIMIT &&
+	    addr_lookup(trie, SEGFW_KIND_RA_SOURCE, pkt->src))
+		return SEGFW_PASS_ND;
+	if (cfg->flags & SEGFW_FLAG_AUDIT)
+		return SEGFW_PASS_AUDIT;
+	return SEGFW_DROP_ROUTER_MSG;
 }
 
 #endif /* SEGFW_POLICY_H */

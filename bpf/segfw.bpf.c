@@ -6,6 +6,7 @@
 #include "conntrack.h"
 #include "policy.h"
 #include "events.h"
+#include "frag.h"
 #include "clock.h"
 
 /* tcx and legacy tc share these codes: TCX_NEXT/TC_ACT_UNSPEC lets the
@@ -55,48 +56,6 @@ static __always_inline int verdict_only(struct __sk_buff *skb, int explain, __u8
 	struct verdict v = { .reason = reason };
 
 	return finish(skb, explain, v);
-}
-
-static __always_inline void frag_key_of(const struct packet *pkt, struct segfw_frag_key *key)
-{
-	__builtin_memcpy(key->src, pkt->src, 16);
-	__builtin_memcpy(key->dst, pkt->dst, 16);
-	key->id = pkt->frag_id;
-	key->proto = pkt->proto;
-	key->reserved[0] = key->reserved[1] = key->reserved[2] = 0;
-}
-
-/* A first fragment leaves its L4 fields for the fragments after it. */
-static __always_inline void frag_remember(const struct packet *pkt, __u64 now)
-{
-	struct segfw_frag_key key;
-	struct segfw_frag_value val = {
-		.sport = pkt->sport,
-		.dport = pkt->dport,
-		.policy_port = pkt->policy_port,
-		.icmp_type = pkt->icmp_type,
-		.seen_ns = now,
-	};
-
-	frag_key_of(pkt, &key);
-	bpf_map_update_elem(&frags, &key, &val, BPF_ANY);
-}
-
-/* A later fragment takes its L4 fields from its first fragment. */
-static __always_inline int frag_recall(struct packet *pkt)
-{
-	struct segfw_frag_key key;
-	struct segfw_frag_value *val;
-
-	frag_key_of(pkt, &key);
-	val = bpf_map_lookup_elem(&frags, &key);
-	if (!val)
-		return SEGFW_DROP_FRAG_ORPHAN;
-	pkt->sport = val->sport;
-	pkt->dport = val->dport;
-	pkt->policy_port = val->policy_port;
-	pkt->icmp_type = val->icmp_type;
-	return SEGFW_REASON_NONE;
 }
 
 /* The tracked flow's original direction, for re-checking it. */
@@ -191,8 +150,11 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct packet *
 	int failed = 0;
 
 	flow_of_packet(pkt, dir, &f);
-	if (!trie || !decide(trie, &f, &d))
+	if (!trie || !decide(trie, &f, &d)) {
+		if (pkt->frag == FRAG_FIRST)
+			frag_first_passed(pkt, now, explain);
 		return verdict_only(skb, explain, SEGFW_PASS_NO_POLICY);
+	}
 
 	v.rule_id = d.rule_id;
 	v.has_rule = 1;
@@ -209,24 +171,28 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct packet *
 		 ct_initial_state(pkt) == SEGFW_CT_ESTABLISHED && !(pkt->tcp_flags & TCPF_RST))
 		/* counted apart: this is how conntrack evictions show */
 		v.reason = SEGFW_PASS_PICKUP;
-	if (explain)
-		return finish(skb, explain, v);
 
-	if (d.audited)
-		emit_event(skb, pkt, rt, now, SEGFW_EVENT_AUDIT, dir, d.rule_id, d.reason,
-			   SEGFW_ACTION_ALLOW);
-	else if (d.flags & SEGFW_FLAG_LOG)
-		emit_event(skb, pkt, rt, now, SEGFW_EVENT_LOG, dir, d.rule_id, d.reason,
-			   SEGFW_ACTION_ALLOW);
+	if (!explain) {
+		if (d.audited)
+			emit_event(skb, pkt, rt, now, SEGFW_EVENT_AUDIT, dir, d.rule_id, d.reason,
+				   SEGFW_ACTION_ALLOW);
+		else if (d.flags & SEGFW_FLAG_LOG)
+			emit_event(skb, pkt, rt, now, SEGFW_EVENT_LOG, dir, d.rule_id, d.reason,
+				   SEGFW_ACTION_ALLOW);
 
-	/* a RST or a later fragment opens nothing; it is just passed */
-	if (may_track && !(pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & TCPF_RST))) {
-		ct_insert(key, pkt, &d, rt, src_is_lo, dir, now, &failed);
-		if (failed) {
-			v.reason = SEGFW_DROP_CT_FULL;
-			return finish(skb, explain, v);
+		/* a RST, a later fragment or an ICMP type other than an echo
+		 * request opens nothing; it is just passed */
+		if (may_track && !(pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & TCPF_RST))) {
+			ct_insert(key, pkt, &d, rt, src_is_lo, dir, now, &failed);
+			if (failed) {
+				v.reason = SEGFW_DROP_CT_FULL;
+				return finish(skb, explain, v);
+			}
 		}
 	}
+	/* counted apart: its datagram already lost fragments (last-first) */
+	if (pkt->frag == FRAG_FIRST && frag_first_passed(pkt, now, explain) && !d.audited)
+		v.reason = SEGFW_PASS_FRAG_LATE_FIRST;
 	return finish(skb, explain, v);
 }
 
@@ -272,7 +238,31 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct packet *p
 	}
 	v.rule_id = ct->rule_id;
 	v.has_rule = 1;
+	if (pkt->frag == FRAG_FIRST && frag_first_passed(pkt, now, explain))
+		v.reason = SEGFW_PASS_FRAG_LATE_FIRST;
 	return finish(skb, explain, v);
+}
+
+/* Neighbour discovery: solicitations and neighbour advertisements pass;
+ * router advertisements and redirects as router_msg_reason decides, their
+ * refusals reported like a deny. Rare, so kept out of process's hot code. */
+static __noinline int nd_verdict(struct __sk_buff *skb, const struct packet *pkt, __u8 dir,
+				 int explain)
+{
+	struct segfw_runtime *rt;
+	__u32 zero = 0;
+	int reason;
+
+	if (pkt->is_nd != ND_ROUTER)
+		return verdict_only(skb, explain, SEGFW_PASS_ND);
+	reason = router_msg_reason(pkt);
+	rt = bpf_map_lookup_elem(&runtime, &zero);
+	if (!explain && rt && (reason == SEGFW_DROP_ROUTER_MSG || reason == SEGFW_PASS_AUDIT))
+		emit_event(skb, pkt, rt, coarse_now(),
+			   reason == SEGFW_PASS_AUDIT ? SEGFW_EVENT_AUDIT : SEGFW_EVENT_DENY, dir,
+			   SEGFW_RULE_DEFAULT, SEGFW_DROP_ROUTER_MSG,
+			   reason == SEGFW_PASS_AUDIT ? SEGFW_ACTION_ALLOW : SEGFW_ACTION_DENY);
+	return verdict_only(skb, explain, reason);
 }
 
 /* L2, L3 and (but for a later fragment) L4 headers into pkt, reading only
@@ -333,14 +323,12 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 		return verdict_only(skb, explain, reason);
 
 	if (pkt.frag == FRAG_LATER) {
-		reason = frag_recall(&pkt);
-	} else if (pkt.frag == FRAG_FIRST && !explain) {
-		frag_remember(&pkt, coarse_now());
+		reason = frag_recall(&pkt, explain);
+		if (reason)
+			return verdict_only(skb, explain, reason);
 	}
-	if (reason)
-		return verdict_only(skb, explain, reason);
 	if (pkt.is_nd)
-		return verdict_only(skb, explain, SEGFW_PASS_ND);
+		return nd_verdict(skb, &pkt, dir, explain);
 
 	rt = bpf_map_lookup_elem(&runtime, &zero);
 	if (!rt)
@@ -362,14 +350,16 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 	if (pkt.is_icmp_error)
 		return related(skb, &pkt, rt, now, explain);
 
-	may_track = pkt.frag != FRAG_LATER;
+	may_track = pkt.frag != FRAG_LATER && icmp_opens_flow(&pkt);
 	ct = bpf_map_lookup_elem(&conntrack, &key);
 	if (ct && !ct_expired(ct, pkt.proto, rt, now)) {
 		from_orig = src_is_lo == !!(ct->flags & SEGFW_CT_ORIG_IS_LO);
-		if (!is_reverse_request(&pkt, from_orig))
+		if (icmp_rides_entry(&pkt, from_orig))
 			return tracked(skb, &pkt, ct, &key, fc, src_is_lo, from_orig, rt, now,
 				       dir, explain);
-		may_track = 0; /* decided as a flow of its own, riding nothing */
+		/* decided on its own, riding nothing: only the originator's echo
+		 * request renews the entry */
+		may_track = may_track && from_orig;
 	}
 	/* one call site: new_flow is the largest inlined part of the program */
 	return new_flow(skb, &pkt, &key, src_is_lo, may_track, rt, now, dir, explain);

@@ -35,6 +35,11 @@ enum segfw_limits {
 	SEGFW_POLICY_MAX_ENTRIES = 2097152,
 	SEGFW_CT_DEFAULT_ENTRIES = 262144,
 	SEGFW_FRAG_MAX_ENTRIES = 16384,
+	/* How long a first fragment's memory lives: Linux's ipfrag_time. */
+	SEGFW_FRAG_TIMEOUT_S = 30,
+	/* RFC 4861: router advertisements and redirects come with hop limit 255
+	 * (so from on-link), or are not to be believed. */
+	SEGFW_ND_HOP_LIMIT = 255,
 	SEGFW_MAX_FAILSAFE = 64,
 	/* IPv6 extension headers walked before giving up (drop, EXT_HDR_LIMIT). */
 	SEGFW_MAX_EXT_HDRS = 8,
@@ -59,6 +64,17 @@ enum segfw_key_kind {
 	SEGFW_KIND_SEGMENT = 2,  /* data.addr: IPv6 or IPv4-mapped prefix -> segment id */
 	SEGFW_KIND_RULE = 3,     /* data.rule: (src, dst, proto, port prefix) -> rule */
 	SEGFW_KIND_FAILSAFE = 4, /* data.rule with src=dst=ANY, proto=tcp, exact port */
+	SEGFW_KIND_RA_SOURCE = 5, /* data.addr: IPv6 prefix router advertisements and
+				   * redirects may come from ([defaults] router_advertisements) */
+};
+
+/* Which [defaults] router_advertisements the policy has, in the CONFIG
+ * value's ra_mode (for status and show; the datapath looks only at the
+ * RA_SOURCE entries, which the compiler writes for every mode). */
+enum segfw_ra_mode {
+	SEGFW_RA_LINK_LOCAL = 0, /* key absent: any fe80::/10 source (one RA_SOURCE entry) */
+	SEGFW_RA_NONE = 1,       /* []: no RA_SOURCE entry, all refused */
+	SEGFW_RA_LISTED = 2,     /* the listed addresses and segments' CIDRs */
 };
 
 enum segfw_action {
@@ -106,17 +122,19 @@ struct segfw_policy_key {
 };
 
 /* Value of the policy trie, by kind:
- *  CONFIG:   id = policy generation, action = default action,
- *            flags = SEGFW_FLAG_AUDIT for global audit mode, combos = wildcard mask
- *  SEGMENT:  id = segment id
- *  RULE:     id = rule id, action, flags = LOG | AUDIT
- *  FAILSAFE: id = SEGFW_RULE_FAILSAFE, action = allow */
+ *  CONFIG:    id = policy generation, action = default action,
+ *             flags = SEGFW_FLAG_AUDIT for global audit mode, combos = wildcard mask,
+ *             ra_mode = enum segfw_ra_mode
+ *  SEGMENT:   id = segment id
+ *  RULE:      id = rule id, action, flags = LOG | AUDIT
+ *  FAILSAFE:  id = SEGFW_RULE_FAILSAFE, action = allow
+ *  RA_SOURCE: action = allow */
 struct segfw_policy_value {
 	__u32 id;
 	__u8 action;
 	__u8 flags;
 	__u8 combos;
-	__u8 reserved;
+	__u8 ra_mode; /* CONFIG only (was reserved, always 0 = SEGFW_RA_LINK_LOCAL) */
 };
 
 /* Single entry of the `runtime` array: values the fast path needs on every
@@ -209,7 +227,10 @@ struct segfw_flow_cache {
 	__u32 rule_id;
 };
 
-/* IP fragments: the first fragment's ports, keyed by (src, dst, proto, id). */
+/* IP fragments: the ports of an allowed first fragment, keyed by (src, dst,
+ * proto, id), for SEGFW_FRAG_TIMEOUT_S; or, flagged SEGFW_FRAG_ORPHANS, the
+ * note that later fragments of a datagram were dropped before its first
+ * fragment came (fragments arriving last-first). */
 struct segfw_frag_key {
 	__u8 src[16];
 	__u8 dst[16];
@@ -223,8 +244,12 @@ struct segfw_frag_value {
 	__be16 dport;
 	__be16 policy_port; /* dport, or bpf_htons(ICMP type) */
 	__u8 icmp_type;
-	__u8 reserved;
-	__u64 seen_ns;
+	__u8 flags; /* enum segfw_frag_flags (was reserved) */
+	__u64 seen_ns; /* coarse clock: when the first fragment (or orphan) came */
+};
+
+enum segfw_frag_flags {
+	SEGFW_FRAG_ORPHANS = 1, /* no first fragment yet: later ones were dropped */
 };
 
 /* Why a packet got its verdict. Each packet ends in exactly one reason;
@@ -241,6 +266,9 @@ enum segfw_reason {
 	SEGFW_PASS_NO_POLICY = 8,   /* no policy applied yet */
 	SEGFW_PASS_PICKUP = 9,      /* TCP past its SYN with no entry (evicted, expired, or older
 				     * than segfw): allowed by a fresh check, tracked again */
+	SEGFW_PASS_FRAG_LATE_FIRST = 10, /* an allowed first fragment after later fragments of
+					  * its datagram were dropped as orphans (last-first
+					  * order): counted apart, the datagram cannot reassemble */
 	SEGFW_REASON_FIRST_DROP = 32,
 	SEGFW_DROP_POLICY = 32,        /* a deny rule matched */
 	SEGFW_DROP_DEFAULT = 33,       /* no rule matched, default deny */
@@ -259,6 +287,9 @@ enum segfw_reason {
 	SEGFW_DROP_ICMP_NO_FLOW = 46,  /* ICMP error for no tracked flow */
 	SEGFW_DROP_ICMP_INNER = 47,    /* ICMP error with a truncated inner header */
 	SEGFW_DROP_CT_FULL = 48,       /* conntrack insert failed */
+	SEGFW_DROP_ROUTER_MSG = 49,    /* router advertisement or redirect from a source that
+					* [defaults] router_advertisements does not allow, or
+					* with a hop limit other than 255 */
 	SEGFW_REASON_MAX = 64,
 };
 
@@ -359,6 +390,8 @@ enum segfw_explain {
 struct segfw_btf_anchor {
 	enum segfw_limits limits;
 	enum segfw_key_kind key_kind;
+	enum segfw_ra_mode ra_mode;
+	enum segfw_frag_flags frag_flags;
 	enum segfw_action action;
 	enum segfw_value_flags value_flags;
 	enum segfw_combo_bits combo_bits;

@@ -24,13 +24,15 @@ const DEFAULT_SEED: u64 = 0x05e6_fa11_f022;
 const DEFAULT_CASES: u64 = 20_000;
 
 /// Segments, allow and deny rules over every protocol the datapath parses,
-/// an `any` rule, a per-rule audit deny, and a failsafe port.
+/// an `any` rule, a per-rule audit deny, a failsafe port, and router
+/// advertisements from one address and one segment.
 const ENFORCE: &str = r#"
 version = 1
 
 [defaults]
 action = "deny"
 failsafe = ["tcp/22", "tcp/2222"]
+router_advertisements = ["fe80::1", "ops"]
 
 [segments]
 web = ["10.0.1.0/24", "fd00:1::/64"]
@@ -134,12 +136,15 @@ ports = ["1000-1999"]
 action = "allow"
 "#;
 
-/// Global audit mode: every would-be drop passes as pass_audit.
+/// Global audit mode: every would-be drop passes as pass_audit; router
+/// advertisements from the default sources (any link-local).
 fn audit_policy() -> String {
-    ENFORCE.replace(
-        "action = \"deny\"\nfailsafe",
-        "action = \"deny\"\nmode = \"audit\"\nfailsafe",
-    )
+    ENFORCE
+        .replace(
+            "action = \"deny\"\nfailsafe",
+            "action = \"deny\"\nmode = \"audit\"\nfailsafe",
+        )
+        .replace("router_advertisements = [\"fe80::1\", \"ops\"]\n", "")
 }
 
 fn compile(src: &str) -> PolicyImage {
@@ -193,6 +198,8 @@ const V6: &[&str] = &[
     "2001:db8::1",
     "::ffff:10.0.1.5",
     "::ffff:10.0.2.7",
+    "fe80::1",
+    "fe80::2",
 ];
 const PORTS: &[u16] = &[
     22, 2222, 5432, 6000, 6050, 6100, 6101, 53, 9, 3868, 8080, 1500, 80,
@@ -267,7 +274,9 @@ fn packet(rng: &mut Rng) -> Pkt {
     }
     if !v4 && rng.chance(30) {
         let n = rng.below(10);
-        let ext: Vec<u8> = (0..n).map(|_| rng.pick(&[0, 43, 60, 135, 51])).collect();
+        let ext: Vec<u8> = (0..n)
+            .map(|_| rng.pick(&[0, 43, 60, 135, 51, 50]))
+            .collect();
         p = p.with_ext(&ext);
     }
     if rng.chance(15) {
@@ -280,6 +289,10 @@ fn packet(rng: &mut Rng) -> Pkt {
     }
     if rng.chance(30) {
         p = p.with_payload(rng.below(80));
+    }
+    if rng.chance(40) {
+        // RFC 4861's hop limit, which router advertisements must carry
+        p = p.with_hop_limit(255);
     }
     p
 }

@@ -380,7 +380,7 @@ fn always_passed_traffic() {
             case(
                 "router advertisement",
                 INGRESS,
-                Pkt::icmp("fe80::1", "ff02::1", 134, 0),
+                Pkt::icmp("fe80::1", "ff02::1", 134, 0).with_hop_limit(255),
                 PASS,
                 R::SEGFW_PASS_ND,
                 None,
@@ -896,13 +896,14 @@ fn fragments_follow_their_first_fragment() {
         denied_first.ipv6_frag_id = 99;
         denied_later.ipv6_frag_id = 99;
         assert_eq!(h.run(INGRESS, &denied_first.build()), DROP);
-        let before = h.reason_count(R::SEGFW_DROP_DEFAULT);
+        // a denied first fragment leaves no memory: the rest are orphans
+        let before = h.reason_count(R::SEGFW_DROP_FRAG_ORPHAN);
         assert_eq!(
             h.run(INGRESS, &denied_later.build()),
             DROP,
             "later fragment of a denied flow"
         );
-        assert_eq!(h.reason_count(R::SEGFW_DROP_DEFAULT), before + 1);
+        assert_eq!(h.reason_count(R::SEGFW_DROP_FRAG_ORPHAN), before + 1);
 
         let mut orphan = Pkt::tcp(web, 40000, db, 5432, SYN).fragment(3, false);
         orphan.ipv4_id = 7777;
@@ -1196,4 +1197,534 @@ fn build_constants_are_frozen_after_load() {
         .expect("rodata")
         .segfw_abi_version;
     assert_eq!(abi, segfw::skel::types::segfw_limits::SEGFW_ABI_VERSION.0);
+}
+
+/// A first fragment and a later one of the same datagram (IP id `id`). The
+/// first, a SYN, opens a flow, so an allowed later one passes as established.
+fn fragments(web: &str, db: &str, dport: u16, id: u16) -> (Pkt, Pkt) {
+    let mut first = Pkt::tcp(web, 40000, db, dport, SYN).fragment(0, true);
+    let mut later = Pkt::tcp(web, 40000, db, dport, SYN).fragment(3, false);
+    first.ipv4_id = id;
+    later.ipv4_id = id;
+    first.ipv6_frag_id = u32::from(id);
+    later.ipv6_frag_id = u32::from(id);
+    (first, later)
+}
+
+/// Runs one packet and asserts its return code and that `reason` counted it.
+fn expect(h: &Harness, what: &str, dir: bool, pkt: &Pkt, rc: u32, reason: R) {
+    let before = h.reason_count(reason);
+    let got = h.run(dir, &pkt.build());
+    assert_eq!(got, rc, "{what}: return code (expected {rc}, got {got})");
+    assert_eq!(
+        h.reason_count(reason),
+        before + 1,
+        "{what}: counter of reason {reason:?} must rise by one"
+    );
+}
+
+/// Destination ports remembered for fragments, in no particular order.
+fn remembered_ports(h: &Harness) -> Vec<u16> {
+    h.frag_entries()
+        .iter()
+        .map(|(_, v)| u16::from_be(v.dport))
+        .collect()
+}
+
+/// Issue 12: a first fragment with the same key and a denied port replaced
+/// the ports a legitimate first fragment left, and the rest of the real
+/// datagram was dropped. Only allowed first fragments are remembered, and a
+/// live memory is never replaced.
+#[test]
+fn a_later_first_fragment_never_replaces_an_allowed_one() {
+    let Some(h) = harness() else { return };
+    for (web, db) in [(WEB, DB), (WEB6, DB6)] {
+        h.flush_conntrack();
+        h.flush_frags();
+        let (first, later) = fragments(web, db, 5432, 501);
+        let (spoofed, _) = fragments(web, db, 6050, 501);
+        let (other, _) = fragments(web, db, 6001, 501);
+        expect(
+            &h,
+            "allowed first",
+            INGRESS,
+            &first,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        expect(
+            &h,
+            "spoofed first, denied port",
+            INGRESS,
+            &spoofed,
+            DROP,
+            R::SEGFW_DROP_POLICY,
+        );
+        assert_eq!(
+            remembered_ports(&h),
+            [5432],
+            "{web}: after the denied first"
+        );
+        expect(
+            &h,
+            "another allowed first",
+            INGRESS,
+            &other,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        assert_eq!(
+            remembered_ports(&h),
+            [5432],
+            "{web}: after a second allowed first"
+        );
+        expect(
+            &h,
+            "the real datagram's rest",
+            INGRESS,
+            &later,
+            PASS,
+            R::SEGFW_PASS_ESTABLISHED,
+        );
+
+        // A denied first fragment alone leaves nothing behind.
+        h.flush_frags();
+        let (denied, denied_later) = fragments(web, db, 6050, 502);
+        expect(
+            &h,
+            "denied first",
+            INGRESS,
+            &denied,
+            DROP,
+            R::SEGFW_DROP_POLICY,
+        );
+        assert!(
+            remembered_ports(&h).is_empty(),
+            "{web}: a denied first fragment must leave no memory"
+        );
+        expect(
+            &h,
+            "its rest",
+            INGRESS,
+            &denied_later,
+            DROP,
+            R::SEGFW_DROP_FRAG_ORPHAN,
+        );
+    }
+}
+
+/// Issue 13 point 6: a first fragment's memory lived until the LRU evicted
+/// it, so a reused IP id inherited stale ports. It expires after
+/// SEGFW_FRAG_TIMEOUT_S (30 s, Linux's ipfrag_time).
+#[test]
+fn fragment_memory_expires() {
+    let Some(h) = harness() else { return };
+    let timeout = u64::from(segfw::skel::types::segfw_limits::SEGFW_FRAG_TIMEOUT_S.0);
+    assert_eq!(timeout, 30, "Linux's ipfrag_time");
+    for (web, db) in [(WEB, DB), (WEB6, DB6)] {
+        h.flush_conntrack();
+        h.flush_frags();
+        let (first, later) = fragments(web, db, 5432, 601);
+        expect(
+            &h,
+            "allowed first",
+            INGRESS,
+            &first,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        h.age_frags(timeout - 2);
+        expect(
+            &h,
+            "later, within the timeout",
+            INGRESS,
+            &later,
+            PASS,
+            R::SEGFW_PASS_ESTABLISHED,
+        );
+        h.age_frags(3);
+        expect(
+            &h,
+            "later, expired",
+            INGRESS,
+            &later,
+            DROP,
+            R::SEGFW_DROP_FRAG_ORPHAN,
+        );
+
+        // The id is reused by a new datagram: its first fragment is remembered.
+        h.flush_conntrack();
+        h.flush_frags();
+        expect(
+            &h,
+            "old first",
+            INGRESS,
+            &first,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        h.age_frags(timeout + 1);
+        let (reused, reused_later) = fragments(web, db, 6001, 601);
+        expect(
+            &h,
+            "new first, same id",
+            INGRESS,
+            &reused,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        assert_eq!(
+            remembered_ports(&h),
+            [6001],
+            "{web}: the expired memory is replaced"
+        );
+        expect(
+            &h,
+            "its rest",
+            INGRESS,
+            &reused_later,
+            PASS,
+            R::SEGFW_PASS_ESTABLISHED,
+        );
+    }
+}
+
+/// Fragments before their first fragment have no ports to be decided on,
+/// and tc cannot hold them: they are orphans. The first fragment, when it
+/// comes, is counted apart (pass_frag_late_first), and what follows it passes.
+#[test]
+fn fragments_arriving_last_first_are_counted_apart() {
+    let Some(h) = harness() else { return };
+    for (web, db) in [(WEB, DB), (WEB6, DB6)] {
+        h.flush_conntrack();
+        h.flush_frags();
+        let (first, later) = fragments(web, db, 5432, 701);
+        expect(
+            &h,
+            "last fragment first",
+            INGRESS,
+            &later,
+            DROP,
+            R::SEGFW_DROP_FRAG_ORPHAN,
+        );
+        expect(
+            &h,
+            "then the first",
+            INGRESS,
+            &first,
+            PASS,
+            R::SEGFW_PASS_FRAG_LATE_FIRST,
+        );
+        expect(
+            &h,
+            "a fragment after it",
+            INGRESS,
+            &later,
+            PASS,
+            R::SEGFW_PASS_ESTABLISHED,
+        );
+        // An orphan note never stands in for a first fragment's ports, and
+        // a denied first fragment after orphans is still denied.
+        let (denied, denied_later) = fragments(web, db, 6050, 702);
+        expect(
+            &h,
+            "orphan",
+            INGRESS,
+            &denied_later,
+            DROP,
+            R::SEGFW_DROP_FRAG_ORPHAN,
+        );
+        expect(
+            &h,
+            "orphan again",
+            INGRESS,
+            &denied_later,
+            DROP,
+            R::SEGFW_DROP_FRAG_ORPHAN,
+        );
+        expect(
+            &h,
+            "denied first",
+            INGRESS,
+            &denied,
+            DROP,
+            R::SEGFW_DROP_POLICY,
+        );
+    }
+}
+
+/// Issue 12: once a source had sent an echo request with id 0, every ICMP
+/// type from it matched the echo's entry (ports 0) and passed as
+/// established. Only an echo reply rides an echo flow.
+#[test]
+fn only_an_echo_reply_rides_an_echo_flow() {
+    let Some(h) = harness() else { return };
+    let v4_types: &[u8] = &[13, 15, 17, 10, 42, 200];
+    let v6_types: &[u8] = &[130, 139, 141, 200];
+    for (web, db, request, reply, others) in [
+        (WEB, DB, 8u8, 0u8, v4_types),
+        (WEB6, DB6, 128, 129, v6_types),
+    ] {
+        h.flush_conntrack();
+        let ping = Pkt::icmp(web, db, request, 0);
+        expect(
+            &h,
+            "echo request, id 0",
+            INGRESS,
+            &ping,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        for &ty in others {
+            let pkt = Pkt::icmp(web, db, ty, 0);
+            let (_, e) = h.explain(INGRESS, &pkt.build());
+            assert!(
+                !e.ct_hit,
+                "{web}: explain must not find a flow for type {ty}"
+            );
+            expect(
+                &h,
+                "another type, same pair",
+                INGRESS,
+                &pkt,
+                DROP,
+                R::SEGFW_DROP_DEFAULT,
+            );
+        }
+        let answer = Pkt::icmp(db, web, reply, 0);
+        expect(
+            &h,
+            "the echo reply",
+            EGRESS,
+            &answer,
+            PASS,
+            R::SEGFW_PASS_ESTABLISHED,
+        );
+        let backwards = Pkt::icmp(web, db, reply, 0);
+        expect(
+            &h,
+            "a reply from the pinger's side",
+            INGRESS,
+            &backwards,
+            DROP,
+            R::SEGFW_DROP_DEFAULT,
+        );
+        expect(
+            &h,
+            "the next request",
+            INGRESS,
+            &ping,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+        assert_eq!(h.conntrack_len(), 1, "{web}: only the echo is tracked");
+    }
+}
+
+/// Issue 12: the Mobility Header (135) was walked as an extension header,
+/// so a TCP header behind it was judged and tracked. Linux's
+/// ipv6_ext_hdr() skips hop-by-hop, routing, fragment, AH and destination
+/// options only; MH and ESP are decided as the protocol they are.
+#[test]
+fn only_linux_extension_headers_are_walked() {
+    let Some(h) = harness() else { return };
+    h.flush_conntrack();
+    for ext in [135u8, 50] {
+        let pkt = Pkt::tcp(WEB6, 40000, DB6, 5432, SYN).with_ext(&[ext]);
+        expect(
+            &h,
+            "tcp behind a non-extension header",
+            INGRESS,
+            &pkt,
+            DROP,
+            R::SEGFW_DROP_DEFAULT,
+        );
+        assert_eq!(h.conntrack_len(), 0, "header {ext}: nothing may be tracked");
+    }
+    for ext in [0u8, 43, 60, 51] {
+        h.flush_conntrack();
+        let pkt = Pkt::tcp(WEB6, 40000, DB6, 5432, SYN).with_ext(&[ext]);
+        expect(
+            &h,
+            "tcp behind an extension header",
+            INGRESS,
+            &pkt,
+            PASS,
+            R::SEGFW_PASS_ALLOWED,
+        );
+    }
+}
+
+/// POLICY with `router_advertisements = <list>` (and a `routers` segment).
+fn with_router_ads(list: &str, audit: bool) -> PolicyImage {
+    let mode = if audit { "mode = \"audit\"\n" } else { "" };
+    let src = POLICY
+        .replace(
+            "failsafe = [\"tcp/22\"]\n",
+            &format!("failsafe = [\"tcp/22\"]\n{mode}router_advertisements = {list}\n"),
+        )
+        .replace(
+            "[segments]\n",
+            "[segments]\nrouters = [\"fd00:9::/64\", \"10.9.0.0/24\"]\n",
+        );
+    compile(&src)
+}
+
+/// Issue 12: router advertisements and redirects always passed, so a rogue
+/// router gave the host an address and a default route under default deny.
+#[test]
+fn router_advertisements_pass_only_from_allowed_sources() {
+    let Some(mut h) = harness() else { return };
+    let ra = |src: &str, hops: u8| Pkt::icmp(src, "ff02::1", 134, 0).with_hop_limit(hops);
+    let redirect = |src: &str, hops: u8| Pkt::icmp(src, DB6, 137, 0).with_hop_limit(hops);
+    let nd = R::SEGFW_PASS_ND;
+    let refused = R::SEGFW_DROP_ROUTER_MSG;
+    // The default: any link-local source, hop limit 255.
+    expect(&h, "ra, link-local", INGRESS, &ra("fe80::1", 255), PASS, nd);
+    expect(
+        &h,
+        "ra, hop limit 64",
+        INGRESS,
+        &ra("fe80::1", 64),
+        DROP,
+        refused,
+    );
+    expect(
+        &h,
+        "ra, global source",
+        INGRESS,
+        &ra("fd00:1::5", 255),
+        DROP,
+        refused,
+    );
+    expect(
+        &h,
+        "redirect, link-local",
+        INGRESS,
+        &redirect("fe80::1", 255),
+        PASS,
+        nd,
+    );
+    expect(
+        &h,
+        "redirect, global",
+        INGRESS,
+        &redirect("fd00:3::1", 255),
+        DROP,
+        refused,
+    );
+    // Solicitations and neighbour advertisements always pass.
+    for ty in [133u8, 135, 136] {
+        let pkt = Pkt::icmp("fd00:1::5", DB6, ty, 0);
+        expect(
+            &h,
+            "solicitation or neighbour advertisement",
+            INGRESS,
+            &pkt,
+            PASS,
+            nd,
+        );
+    }
+    let (_, e) = h.explain(INGRESS, &ra("fd00:1::5", 255).build());
+    assert_eq!((e.pass, e.reason), (false, refused.0), "explain agrees");
+
+    h.apply(&with_router_ads("[]", false));
+    expect(
+        &h,
+        "[]: ra, link-local",
+        INGRESS,
+        &ra("fe80::1", 255),
+        DROP,
+        refused,
+    );
+    expect(
+        &h,
+        "[]: redirect",
+        INGRESS,
+        &redirect("fe80::1", 255),
+        DROP,
+        refused,
+    );
+    expect(
+        &h,
+        "[]: neighbour solicitation",
+        INGRESS,
+        &Pkt::icmp("fe80::1", DB6, 135, 0),
+        PASS,
+        nd,
+    );
+
+    h.apply(&with_router_ads("[\"fe80::1\", \"routers\"]", false));
+    expect(&h, "listed address", INGRESS, &ra("fe80::1", 255), PASS, nd);
+    expect(
+        &h,
+        "other link-local",
+        INGRESS,
+        &ra("fe80::2", 255),
+        DROP,
+        refused,
+    );
+    expect(
+        &h,
+        "listed segment",
+        INGRESS,
+        &ra("fd00:9::1", 255),
+        PASS,
+        nd,
+    );
+    expect(
+        &h,
+        "listed segment, hop limit 64",
+        INGRESS,
+        &ra("fd00:9::1", 64),
+        DROP,
+        refused,
+    );
+
+    h.apply(&with_router_ads("[]", true));
+    expect(
+        &h,
+        "audit mode passes it",
+        INGRESS,
+        &ra("fe80::1", 255),
+        PASS,
+        R::SEGFW_PASS_AUDIT,
+    );
+}
+
+/// An ICMP error quoting an ICMP type other than an echo is about no flow:
+/// only echoes are tracked, and its key (ports 0) would be that of an echo
+/// with id 0.
+#[test]
+fn an_error_about_a_non_echo_icmp_type_relates_to_no_flow() {
+    let Some(h) = harness() else { return };
+    h.flush_conntrack();
+    let ping = Pkt::icmp(DB, WORLD, 8, 0);
+    expect(
+        &h,
+        "db pings out, id 0",
+        EGRESS,
+        &ping,
+        PASS,
+        R::SEGFW_PASS_ALLOWED,
+    );
+    let about_ping = Pkt::icmp_error("10.0.3.1", DB, 3, &ping);
+    expect(
+        &h,
+        "error about the ping",
+        INGRESS,
+        &about_ping,
+        PASS,
+        R::SEGFW_PASS_RELATED,
+    );
+    let timestamp = Pkt::icmp(DB, WORLD, 13, 0);
+    let about_timestamp = Pkt::icmp_error("10.0.3.1", DB, 3, &timestamp);
+    expect(
+        &h,
+        "error about a timestamp",
+        INGRESS,
+        &about_timestamp,
+        DROP,
+        R::SEGFW_DROP_ICMP_NO_FLOW,
+    );
 }

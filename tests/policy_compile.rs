@@ -7,6 +7,7 @@ use segfw::policy::image::{failsafe_key, PROTO_ANY, SEG_ANY};
 use segfw::policy::model::{Action, PortRange};
 use segfw::policy::{check_file, check_str, CheckedPolicy};
 use segfw::skel::types::segfw_key_kind;
+use segfw::skel::types::segfw_ra_mode;
 
 fn check(src: &str) -> CheckedPolicy {
     check_str(src, Path::new("t.toml")).unwrap_or_else(|e| panic!("policy should pass: {e}"))
@@ -63,6 +64,7 @@ fn config_entry_comes_first_with_defaults_and_combos() {
         default_action,
         audit,
         combos,
+        ra_mode,
     } = entries(&checked)[0]
     else {
         panic!("CONFIG must be the first entry");
@@ -70,6 +72,11 @@ fn config_entry_comes_first_with_defaults_and_combos() {
     assert_eq!(
         (generation, default_action, audit),
         (0, Action::Allow, true)
+    );
+    assert_eq!(
+        u32::from(ra_mode),
+        segfw_ra_mode::SEGFW_RA_LINK_LOCAL.0,
+        "router_advertisements absent: the default"
     );
     // Combo bits: (src ANY)<<2 | (dst ANY)<<1 | (proto ANY).
     assert_eq!(
@@ -256,6 +263,45 @@ fn failsafe_ports_become_failsafe_entries() {
         .defaults
         .failsafe_tcp
         .is_empty());
+}
+
+/// The RA_SOURCE prefixes and the CONFIG entry's ra_mode of a policy.
+fn router_ads(src: &str) -> (Vec<String>, u32) {
+    let checked = check(src);
+    let mut sources = Vec::new();
+    let mut mode = None;
+    for entry in entries(&checked) {
+        match entry {
+            Entry::RaSource { prefix } => sources.push(prefix.to_string()),
+            Entry::Config { ra_mode, .. } => mode = Some(u32::from(ra_mode)),
+            _ => {}
+        }
+    }
+    (sources, mode.expect("a CONFIG entry"))
+}
+
+#[test]
+fn router_advertisement_sources_become_ra_source_entries() {
+    use segfw::skel::types::segfw_ra_mode as M;
+    assert_eq!(
+        router_ads("version = 1\n"),
+        (vec!["fe80::/10".to_string()], M::SEGFW_RA_LINK_LOCAL.0),
+        "default: any link-local source"
+    );
+    assert_eq!(
+        router_ads("version = 1\n[defaults]\nrouter_advertisements = []\n"),
+        (vec![], M::SEGFW_RA_NONE.0),
+        "[] refuses all"
+    );
+    // A segment means its IPv6 CIDRs; addresses are host prefixes; duplicates go.
+    let src = "version = 1\n[defaults]\n\
+               router_advertisements = [\"fe80::1\", \"routers\", \"fd00:9::/64\"]\n\
+               [segments]\nrouters = [\"fd00:9::/64\", \"10.9.0.0/24\", \"fd00:a::1\"]\n";
+    let (sources, mode) = router_ads(src);
+    assert_eq!(mode, M::SEGFW_RA_LISTED.0);
+    let mut sorted = sources.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["fd00:9::/64", "fd00:a::1/128", "fe80::1/128"]);
 }
 
 #[test]

@@ -210,6 +210,46 @@ fn cases() -> Vec<Case> {
             "already in segment \"web\"",
         ),
         case(
+            "router_advertisements: unknown segment",
+            &format!("{HEAD}[defaults]\nrouter_advertisements = [\"fe80::1\", \"webb\"]\n"),
+            Kind::UnknownSegment,
+            6,
+            37,
+            "defaults.router_advertisements: unknown segment \"webb\"; did you mean \"web\"?",
+        ),
+        case(
+            "router_advertisements: bad address",
+            &format!("{HEAD}[defaults]\nrouter_advertisements = [\"fe80::1::2\"]\n"),
+            Kind::BadCidr,
+            6,
+            26,
+            "\"fe80::1::2\" is not an address or CIDR",
+        ),
+        case(
+            "router_advertisements: ipv4 source",
+            &format!("{HEAD}[defaults]\nrouter_advertisements = [\"10.0.0.1\"]\n"),
+            Kind::RouterSourceNotIpv6,
+            6,
+            26,
+            "\"10.0.0.1\" is IPv4",
+        ),
+        case(
+            "router_advertisements: segment without ipv6",
+            &format!("{HEAD}[defaults]\nrouter_advertisements = [\"db\"]\n"),
+            Kind::RouterSourceNotIpv6,
+            6,
+            26,
+            "segment \"db\" has no IPv6 CIDR",
+        ),
+        case(
+            "router_advertisements: not a list",
+            &format!("{HEAD}[defaults]\nrouter_advertisements = \"fe80::1\"\n"),
+            Kind::WrongType,
+            6,
+            25,
+            "defaults.router_advertisements: expected a list",
+        ),
+        case(
             "unknown segment",
             &rule("from = \"web\"\nto = \"dbb\"\naction = \"allow\"\n"),
             Kind::UnknownSegment,
@@ -503,26 +543,26 @@ fn prefix_and_entry_limits_are_checked() {
     let e = compile_with_limits(&model, &few_classes).unwrap_err();
     assert_eq!(e.kind, Kind::CapacityExceeded);
     assert!(e.message.contains("3 distinct prefixes"), "{e}");
-    // CONFIG + 3 SEGMENT + 4 RULE + 1 FAILSAFE = 9 entries.
+    // CONFIG + 3 SEGMENT + 4 RULE + 1 FAILSAFE + 1 RA_SOURCE (fe80::/10) = 10 entries.
     let image = compile_with_limits(
+        &model,
+        &Limits {
+            max_entries: 10,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(image.trie.len(), 10);
+    let e = compile_with_limits(
         &model,
         &Limits {
             max_entries: 9,
             ..Limits::default()
         },
     )
-    .unwrap();
-    assert_eq!(image.trie.len(), 9);
-    let e = compile_with_limits(
-        &model,
-        &Limits {
-            max_entries: 8,
-            ..Limits::default()
-        },
-    )
     .unwrap_err();
     assert_eq!(e.kind, Kind::CapacityExceeded);
-    assert!(e.message.contains("at most 8"), "{e}");
+    assert!(e.message.contains("at most 9"), "{e}");
 }
 
 /// A policy large enough that its rules are checked on several threads:

@@ -186,3 +186,14 @@ fn dual_stack_policy_treats_both_families_alike() {
         ("::ffff:10.244.1.2", "::ffff:10.96.0.10", UDP, 53, Action::Allow, "pods-dns"),
     ]);
 }
+
+/// The examples show both non-default router_advertisements settings.
+#[test]
+fn examples_restrict_router_advertisements() {
+    use segfw::policy::model::{Prefix, RouterAdvertisements};
+    let lab = load("lab.toml").model.defaults.router_advertisements;
+    assert_eq!(lab, RouterAdvertisements::Listed(vec![]), "lab: no router");
+    let cluster = load("dual-stack.toml").model.defaults.router_advertisements;
+    let gateway = Prefix::new("fe80::1".parse().unwrap(), 128).unwrap();
+    assert_eq!(cluster, RouterAdvertisements::Listed(vec![gateway]));
+}

@@ -54,6 +54,10 @@ fn print_text(view: &PolicyView) {
         serde_plain(&view.defaults.mode),
         view.failsafe.join(", ")
     );
+    println!(
+        "router advertisements and redirects: {}, hop limit 255",
+        view.defaults.router_advertisements.summary()
+    );
     println!("segments:");
     for (name, cidrs) in &view.segments {
         println!("  {name:<16} {}", cidrs.join(", "));

@@ -86,6 +86,10 @@ fn print_text(s: &Status) {
             p.source.as_deref().unwrap_or("?")
         ),
     }
+    if let Some(p) = &s.policy {
+        let ra = p.router_advertisements.summary();
+        println!("router advertisements and redirects: {ra}, hop limit 255");
+    }
     if let Some(c) = s
         .policy
         .as_ref()

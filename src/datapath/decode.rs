@@ -13,7 +13,7 @@ use super::maps::{MetaEntry, TrieEntry};
 use crate::policy::decode::{decode_entry, meta_text, Entry};
 use crate::policy::image::{PROTO_ANY, SEG_ANY, SEG_WORLD};
 use crate::policy::model::{self, PortRange, Prefix};
-use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config};
+use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +42,59 @@ pub enum Mode {
 pub struct Defaults {
     pub action: Action,
     pub mode: Mode,
+    pub router_advertisements: RouterAdvertisements,
+}
+
+/// Which `[defaults] router_advertisements` is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaMode {
+    /// The default: any link-local source (fe80::/10).
+    LinkLocal,
+    /// `[]`: refused from every source.
+    None,
+    /// Only from `sources`.
+    Listed,
+}
+
+/// Router advertisements and redirects: from which sources they pass
+/// (always only with hop limit 255).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouterAdvertisements {
+    pub mode: RaMode,
+    /// The prefixes the datapath holds ("fe80::/10" for the default).
+    pub sources: Vec<String>,
+}
+
+impl RouterAdvertisements {
+    /// One line: "link-local (fe80::/10)", "none", or the sources.
+    pub fn summary(&self) -> String {
+        match self.mode {
+            RaMode::LinkLocal => "any link-local source (default)".to_string(),
+            RaMode::None => "none (all refused)".to_string(),
+            RaMode::Listed => format!("only from {}", self.sources.join(", ")),
+        }
+    }
+
+    /// The `[defaults]` line a policy file needs for this setting (None for
+    /// the default, which is the key left out).
+    pub fn toml_line(&self) -> Option<String> {
+        let quoted: Vec<String> = self.sources.iter().map(|s| format!("\"{s}\"")).collect();
+        match self.mode {
+            RaMode::LinkLocal => None,
+            RaMode::None | RaMode::Listed => {
+                Some(format!("router_advertisements = [{}]", quoted.join(", ")))
+            }
+        }
+    }
+}
+
+fn ra_mode(raw: u8) -> RaMode {
+    match segfw_ra_mode(u32::from(raw)) {
+        segfw_ra_mode::SEGFW_RA_NONE => RaMode::None,
+        segfw_ra_mode::SEGFW_RA_LISTED => RaMode::Listed,
+        _ => RaMode::LinkLocal,
+    }
 }
 
 /// One rule as the trie holds it, reassembled from its entries.
@@ -92,6 +145,10 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
         defaults: Defaults {
             action: Action::Allow,
             mode: Mode::Enforce,
+            router_advertisements: RouterAdvertisements {
+                mode: RaMode::LinkLocal,
+                sources: Vec::new(),
+            },
         },
         segments: BTreeMap::new(),
         rules: Vec::new(),
@@ -101,17 +158,20 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
     let mut classes: BTreeMap<u32, BTreeSet<Prefix>> = BTreeMap::new();
     let mut rules: BTreeMap<u32, RuleParts> = BTreeMap::new();
     let mut failsafe = BTreeSet::new();
+    let mut ra_sources = BTreeSet::new();
     for (key, value) in trie {
         match decode_entry(key, value) {
             Entry::Config {
                 generation,
                 default_action,
                 audit,
+                ra_mode: mode,
                 ..
             } => {
                 view.generation = generation;
                 view.defaults.action = default_action.into();
                 view.defaults.mode = if audit { Mode::Audit } else { Mode::Enforce };
+                view.defaults.router_advertisements.mode = ra_mode(mode);
             }
             Entry::Segment { prefix, class } => {
                 classes.entry(class).or_default().insert(prefix);
@@ -132,6 +192,9 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
             Entry::Failsafe { port } => {
                 failsafe.insert(port);
             }
+            Entry::RaSource { prefix } => {
+                ra_sources.insert(prefix);
+            }
             Entry::Unknown { .. } => {}
         }
     }
@@ -146,6 +209,8 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
         .into_iter()
         .map(|port| format!("tcp/{port}"))
         .collect();
+    view.defaults.router_advertisements.sources =
+        ra_sources.iter().map(Prefix::to_string).collect();
     view
 }
 
@@ -410,6 +475,17 @@ pub fn diff(old: &PolicyView, new: &PolicyView) -> PolicyDiff {
         out.defaults
             .push(change("mode", &old.defaults.mode, &new.defaults.mode));
     }
+    let (old_ra, new_ra) = (
+        &old.defaults.router_advertisements,
+        &new.defaults.router_advertisements,
+    );
+    if old_ra != new_ra {
+        out.defaults.push(format!(
+            "router_advertisements: {} -> {}",
+            old_ra.summary(),
+            new_ra.summary()
+        ));
+    }
     (out.failsafe_added, out.failsafe_removed) = set_diff(&old.failsafe, &new.failsafe);
     diff_segments(old, new, &mut out);
     diff_rules(old, new, &mut out);
@@ -617,5 +693,58 @@ mod tests {
         let merged = ranges_text(vec![r(80, 80), r(81, 81), r(443, 443)], 65535);
         assert_eq!(merged, ["80-81", "443"]);
         assert!(ranges_text(vec![r(0, 32767), r(32768, 65535)], 65535).is_empty());
+    }
+
+    /// The router_advertisements setting of a compiled policy file.
+    fn ra_view(defaults: &str) -> RouterAdvertisements {
+        let src = format!(
+            "version = 1\n[defaults]\n{defaults}\n[segments]\nrouters = [\"fd00:9::/64\", \"10.9.0.0/24\"]\n"
+        );
+        let checked = crate::policy::check_str(&src, std::path::Path::new("t.toml")).unwrap();
+        decode(&checked.image.trie, &checked.image.meta)
+            .defaults
+            .router_advertisements
+    }
+
+    #[test]
+    fn router_advertisements_decode_to_what_a_file_says() {
+        let default = ra_view("");
+        assert_eq!(default.mode, RaMode::LinkLocal);
+        assert_eq!(default.sources, ["fe80::/10"]);
+        assert_eq!(default.toml_line(), None, "the default is the key left out");
+        let none = ra_view("router_advertisements = []");
+        assert_eq!((none.mode, none.sources.len()), (RaMode::None, 0));
+        let listed = ra_view("router_advertisements = [\"routers\", \"fe80::1\"]");
+        assert_eq!(listed.mode, RaMode::Listed);
+        assert_eq!(listed.sources, ["fd00:9::/64", "fe80::1/128"]);
+        // What toml_line prints reads back as the same setting.
+        for view in [&none, &listed] {
+            let line = view.toml_line().expect("a non-default setting has a line");
+            assert_eq!(&ra_view(&line), view, "{line}");
+        }
+        let (old, new) = (ra_view(""), ra_view("router_advertisements = []"));
+        let mut old_view = PolicyView {
+            generation: 1,
+            sha256: None,
+            source: None,
+            defaults: Defaults {
+                action: Action::Deny,
+                mode: Mode::Enforce,
+                router_advertisements: old,
+            },
+            segments: BTreeMap::new(),
+            rules: Vec::new(),
+            failsafe: Vec::new(),
+            trie_entries: 0,
+        };
+        let mut new_view = old_view.clone();
+        new_view.defaults.router_advertisements = new;
+        let d = diff(&old_view, &new_view);
+        assert_eq!(
+            d.defaults,
+            ["router_advertisements: any link-local source (default) -> none (all refused)"]
+        );
+        old_view.defaults.router_advertisements = new_view.defaults.router_advertisements.clone();
+        assert!(diff(&old_view, &new_view).is_empty());
     }
 }

@@ -204,7 +204,9 @@ impl Probe {
                 ip[0] = 0x60;
                 ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
                 ip[6] = self.proto;
-                ip[7] = 64;
+                // 255: what an on-link router advertisement carries (RFC
+                // 4861); nothing else looks at the hop limit
+                ip[7] = 255;
                 ip[8..24].copy_from_slice(&crate::policy::image::mapped_v6(s));
                 ip[24..40].copy_from_slice(&crate::policy::image::mapped_v6(d));
                 frame.extend_from_slice(&ip);

@@ -21,6 +21,7 @@ pub fn reason_name(code: u32) -> String {
         segfw_reason::SEGFW_PASS_AUDIT => "pass_audit",
         segfw_reason::SEGFW_PASS_NO_POLICY => "pass_no_policy",
         segfw_reason::SEGFW_PASS_PICKUP => "pass_pickup",
+        segfw_reason::SEGFW_PASS_FRAG_LATE_FIRST => "pass_frag_late_first",
         segfw_reason::SEGFW_DROP_POLICY => "drop_policy",
         segfw_reason::SEGFW_DROP_DEFAULT => "drop_default",
         segfw_reason::SEGFW_DROP_REVOKED => "drop_revoked",
@@ -38,6 +39,7 @@ pub fn reason_name(code: u32) -> String {
         segfw_reason::SEGFW_DROP_ICMP_NO_FLOW => "drop_icmp_no_flow",
         segfw_reason::SEGFW_DROP_ICMP_INNER => "drop_icmp_inner",
         segfw_reason::SEGFW_DROP_CT_FULL => "drop_ct_full",
+        segfw_reason::SEGFW_DROP_ROUTER_MSG => "drop_router_msg",
         _ => return format!("reason_{code}"),
     };
     name.to_string()

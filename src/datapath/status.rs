@@ -4,7 +4,7 @@ use serde::Serialize;
 use super::apply::{pending, unix_ms, Pending};
 use super::attach::{attachments, Attachment};
 use super::clock::rfc3339_utc;
-use super::decode::{decode, Action, Mode};
+use super::decode::{decode, Action, Mode, RouterAdvertisements};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::netns::Netns;
@@ -79,6 +79,8 @@ pub struct PolicyStatus {
     pub source: Option<String>,
     pub mode: Mode,
     pub default_action: Action,
+    /// Where router advertisements and redirects pass from.
+    pub router_advertisements: RouterAdvertisements,
     /// "a" or "b": which policy set is live.
     pub active_set: String,
     /// Set while `policy apply --confirm` awaits `segfw policy confirm`.
@@ -190,6 +192,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
         source: view.source.clone(),
         mode: view.defaults.mode,
         default_action: view.defaults.action,
+        router_advertisements: view.defaults.router_advertisements.clone(),
         active_set: if set == 0 { "a" } else { "b" }.to_string(),
         pending_confirmation: awaiting,
     });

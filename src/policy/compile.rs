@@ -85,6 +85,7 @@ pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyIma
     drop(expansions);
     let rule_entry_count = trie.len() - before_rules;
     trie.extend(failsafe_entries(policy));
+    trie.extend(ra_source_entries(policy));
     if trie.len() > limits.max_entries {
         return Err(too_many_entries(trie.len(), limits));
     }
@@ -370,11 +371,12 @@ fn value(id: u32, action: u8, flags: u8) -> segfw_policy_value {
         action,
         flags,
         combos: 0,
-        reserved: 0,
+        ra_mode: 0,
     }
 }
 
-/// CONFIG: generation 0 (apply stamps it), default action, audit, combos.
+/// CONFIG: generation 0 (apply stamps it), default action, audit, combos,
+/// router advertisement mode.
 fn config_value(policy: &Policy, combos: u8) -> segfw_policy_value {
     let flags = match policy.defaults.mode {
         Mode::Audit => segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8,
@@ -382,8 +384,23 @@ fn config_value(policy: &Policy, combos: u8) -> segfw_policy_value {
     };
     segfw_policy_value {
         combos,
+        ra_mode: policy.defaults.router_advertisements.mode().0 as u8,
         ..value(0, policy.defaults.action.raw(), flags)
     }
+}
+
+/// RA_SOURCE: where router advertisements and redirects may come from.
+fn ra_source_entries(policy: &Policy) -> impl Iterator<Item = TrieEntry> {
+    let allow = Action::Allow.raw();
+    policy
+        .defaults
+        .router_advertisements
+        .sources()
+        .into_iter()
+        .map(move |prefix| {
+            let (addr, len) = prefix.network();
+            (image::ra_source_key(addr, len), value(0, allow, 0))
+        })
 }
 
 fn failsafe_entries(policy: &Policy) -> impl Iterator<Item = TrieEntry> + '_ {

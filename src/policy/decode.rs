@@ -19,6 +19,8 @@ pub enum Entry {
         audit: bool,
         /// Wildcard combinations with rule entries (see segfw_combo_bits).
         combos: u8,
+        /// [defaults] router_advertisements: a SEGFW_RA_* value.
+        ra_mode: u8,
     },
     /// A prefix and its class id.
     Segment { prefix: Prefix, class: u32 },
@@ -36,6 +38,8 @@ pub enum Entry {
     },
     /// Inbound TCP port that always passes.
     Failsafe { port: u16 },
+    /// A prefix router advertisements and redirects may come from.
+    RaSource { prefix: Prefix },
     /// An entry of a kind this binary does not know.
     Unknown { kind: u32 },
 }
@@ -54,15 +58,15 @@ pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry
             default_action: Action::from_raw(value.action),
             audit: value.flags & audit_flag != 0,
             combos: value.combos,
+            ra_mode: value.ra_mode,
         },
-        segfw_key_kind::SEGFW_KIND_SEGMENT => {
-            let len = prefixlen.saturating_sub(KIND_BITS).min(128) as u8;
-            let addr = IpAddr::V6(Ipv6Addr::from(data));
-            Entry::Segment {
-                prefix: Prefix::new(addr, len).expect("length is at most 128"),
-                class: value.id,
-            }
-        }
+        segfw_key_kind::SEGFW_KIND_SEGMENT => Entry::Segment {
+            prefix: addr_prefix(&data, prefixlen),
+            class: value.id,
+        },
+        segfw_key_kind::SEGFW_KIND_RA_SOURCE => Entry::RaSource {
+            prefix: addr_prefix(&data, prefixlen),
+        },
         segfw_key_kind::SEGFW_KIND_RULE => Entry::Rule {
             src: u32_at(&data, 0),
             dst: u32_at(&data, 4),
@@ -89,6 +93,13 @@ pub fn meta_text(value: &segfw_meta_value) -> String {
         .take_while(|&b| b != 0)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The prefix of an address key (SEGMENT, RA_SOURCE).
+fn addr_prefix(data: &[u8; 16], prefixlen: u32) -> Prefix {
+    let len = prefixlen.saturating_sub(KIND_BITS).min(128) as u8;
+    let addr = IpAddr::V6(Ipv6Addr::from(*data));
+    Prefix::new(addr, len).expect("length is at most 128")
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {

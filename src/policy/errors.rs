@@ -42,8 +42,12 @@ pub enum PolicyErrorKind {
     HostBitsSet,
     /// The same prefix in two segments (or twice in one).
     DuplicateCidr,
-    /// `from`/`to` names a segment that is not defined.
+    /// `from`/`to` (or `defaults.router_advertisements`) names a segment
+    /// that is not defined.
     UnknownSegment,
+    /// `defaults.router_advertisements` lists an IPv4 source, or a segment
+    /// with no IPv6 CIDR.
+    RouterSourceNotIpv6,
     /// An empty `from`, `to`, `ports` or `icmp_types`.
     EmptyList,
     /// A port that is 0, above 65535 or not a number/range.
@@ -84,6 +88,7 @@ impl PolicyErrorKind {
         Self::HostBitsSet,
         Self::DuplicateCidr,
         Self::UnknownSegment,
+        Self::RouterSourceNotIpv6,
         Self::EmptyList,
         Self::BadPort,
         Self::ReversedRange,

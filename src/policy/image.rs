@@ -1,7 +1,7 @@
 //! Map images: what the compiler produces and `policy apply` writes, with the
 //! key encodings that the datapath (bpf/policy.h) looks up.
 //!
-//! One policy is one LPM trie (`policy_a` or `policy_b`) holding four kinds
+//! One policy is one LPM trie (`policy_a` or `policy_b`) holding five kinds
 //! of entries (see bpf/segfw_shared.h), plus names in `meta_a`/`meta_b`.
 use std::net::IpAddr;
 
@@ -101,6 +101,15 @@ pub fn failsafe_key(port: u16) -> segfw_policy_key {
     }
 }
 
+/// An RA_SOURCE key: router advertisements and redirects may come from
+/// `addr/prefix` (IPv6; host bits clear).
+pub fn ra_source_key(addr: IpAddr, prefix: u8) -> segfw_policy_key {
+    segfw_policy_key {
+        kind: segfw_key_kind::SEGFW_KIND_RA_SOURCE.0,
+        ..segment_key(addr, prefix)
+    }
+}
+
 /// A name for meta_a/meta_b, truncated to fit (names are validated to fit).
 pub fn meta_entry(kind: segfw_key_kind, id: u32, text: &str) -> (segfw_meta_key, segfw_meta_value) {
     let mut value = segfw_meta_value::default();
@@ -133,7 +142,7 @@ pub struct Summary {
     pub rules: usize,
     /// RULE entries after merging overlaps and splitting port ranges.
     pub rule_entries: usize,
-    /// All trie entries: CONFIG + SEGMENT + RULE + FAILSAFE.
+    /// All trie entries: CONFIG + SEGMENT + RULE + FAILSAFE + RA_SOURCE.
     pub trie_entries: usize,
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::skel::types::{segfw_action, segfw_value_flags};
+use crate::skel::types::{segfw_action, segfw_ra_mode, segfw_value_flags};
 
 use super::image::{self, RuntimeSettings};
 
@@ -360,6 +360,44 @@ impl Rule {
     }
 }
 
+/// `[defaults] router_advertisements`: the sources ICMPv6 router
+/// advertisements (134) and redirects (137) pass from, always with hop
+/// limit 255 (RFC 4861).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RouterAdvertisements {
+    /// Key absent: any link-local source (fe80::/10).
+    #[default]
+    LinkLocal,
+    /// These IPv6 prefixes (listed addresses and CIDRs, and the IPv6 CIDRs
+    /// of listed segments), sorted and unique; empty (`[]`): none.
+    Listed(Vec<Prefix>),
+}
+
+impl RouterAdvertisements {
+    /// fe80::/10, the sources of the default.
+    pub fn link_local() -> Prefix {
+        Prefix::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10)
+            .expect("/10 fits IPv6")
+    }
+
+    /// The prefixes the datapath lets them come from.
+    pub fn sources(&self) -> Vec<Prefix> {
+        match self {
+            RouterAdvertisements::LinkLocal => vec![Self::link_local()],
+            RouterAdvertisements::Listed(prefixes) => prefixes.clone(),
+        }
+    }
+
+    /// The SEGFW_RA_* value recorded in the CONFIG entry.
+    pub fn mode(&self) -> segfw_ra_mode {
+        match self {
+            RouterAdvertisements::LinkLocal => segfw_ra_mode::SEGFW_RA_LINK_LOCAL,
+            RouterAdvertisements::Listed(p) if p.is_empty() => segfw_ra_mode::SEGFW_RA_NONE,
+            RouterAdvertisements::Listed(_) => segfw_ra_mode::SEGFW_RA_LISTED,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
     pub action: Action,
@@ -368,6 +406,7 @@ pub struct Defaults {
     pub failsafe_tcp: Vec<u16>,
     /// Per-CPU event budget; 0 = unlimited.
     pub events_per_second: u32,
+    pub router_advertisements: RouterAdvertisements,
 }
 
 impl Default for Defaults {
@@ -377,6 +416,7 @@ impl Default for Defaults {
             mode: Mode::Enforce,
             failsafe_tcp: vec![22],
             events_per_second: 1000,
+            router_advertisements: RouterAdvertisements::LinkLocal,
         }
     }
 }

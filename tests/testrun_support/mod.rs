@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
 use segfw::policy::image::PolicyImage;
 use segfw::skel::types::{self, segfw_reason};
-use segfw::skel::{from_bytes, SegfwSkel, SegfwSkelBuilder};
+use segfw::skel::{bytes_of, from_bytes, SegfwSkel, SegfwSkelBuilder};
 
 pub const PASS: u32 = u32::MAX; // TCX_NEXT (-1)
 pub const DROP: u32 = 2; // TCX_DROP
@@ -168,6 +168,36 @@ impl Harness {
                 Some((from_bytes(&k)?, from_bytes(&v)?))
             })
             .collect()
+    }
+
+    /// Remembered first fragments (and orphan notes), by key.
+    pub fn frag_entries(&self) -> Vec<(types::segfw_frag_key, types::segfw_frag_value)> {
+        let map = &self.skel.maps.frags;
+        map.keys()
+            .filter_map(|k| {
+                let v = map.lookup(&k, MapFlags::ANY).ok()??;
+                Some((from_bytes(&k)?, from_bytes(&v)?))
+            })
+            .collect()
+    }
+
+    /// Makes every fragment memory `secs` older, as if that time had passed.
+    pub fn age_frags(&self, secs: u64) {
+        for (key, mut value) in self.frag_entries() {
+            value.seen_ns = value.seen_ns.saturating_sub(secs * 1_000_000_000);
+            self.skel
+                .maps
+                .frags
+                .update(bytes_of(&key), bytes_of(&value), MapFlags::EXIST)
+                .expect("age a frags entry");
+        }
+    }
+
+    pub fn flush_frags(&self) {
+        let keys: Vec<Vec<u8>> = self.skel.maps.frags.keys().collect();
+        for k in keys {
+            let _ = self.skel.maps.frags.delete(&k);
+        }
     }
 
     /// Forgets every flow: conntrack entries and each CPU's flow cache, as

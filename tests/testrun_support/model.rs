@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use segfw::policy::decode::{decode_entry, Entry};
 use segfw::policy::eval::{Flow, ImageIndex};
 use segfw::policy::image::{self, PolicyImage};
-use segfw::policy::model::Action;
+use segfw::policy::model::{Action, Prefix};
 use segfw::skel::types::{segfw_key_kind, segfw_reason as R, segfw_value_flags};
 
 pub const RULE_FAILSAFE: u32 = 131071;
@@ -52,6 +53,8 @@ pub struct ModelPolicy {
     index: ImageIndex,
     config_flags: Option<u8>,
     rule_flags: HashMap<u32, u8>,
+    /// RA_SOURCE prefixes: where router advertisements may come from.
+    ra_sources: Vec<Prefix>,
 }
 
 impl ModelPolicy {
@@ -64,11 +67,35 @@ impl ModelPolicy {
             .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE.0)
             .map(|(_, v)| (v.id, v.flags))
             .collect();
+        let ra_sources = image
+            .trie
+            .iter()
+            .filter_map(|(k, v)| match decode_entry(k, v) {
+                Entry::RaSource { prefix } => Some(prefix),
+                _ => None,
+            })
+            .collect();
         ModelPolicy {
             index,
             config_flags,
             rule_flags,
+            ra_sources,
         }
+    }
+
+    /// router_msg_reason() of bpf/policy.h: hop limit 255 and a listed source.
+    fn router_msg(&self, pkt: &Parsed) -> Verdict {
+        let Some(config_flags) = self.config_flags else {
+            return Verdict::only(R::SEGFW_PASS_NO_POLICY);
+        };
+        let src = IpAddr::V6(Ipv6Addr::from(pkt.src));
+        if pkt.hop_limit == 255 && self.ra_sources.iter().any(|p| p.contains(src)) {
+            return Verdict::only(R::SEGFW_PASS_ND);
+        }
+        if config_flags & segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8 != 0 {
+            return Verdict::only(R::SEGFW_PASS_AUDIT);
+        }
+        Verdict::only(R::SEGFW_DROP_ROUTER_MSG)
     }
 
     /// decide() of bpf/policy.h, then new_flow()'s explain answer.
@@ -140,7 +167,10 @@ struct Parsed {
     frag: Frag,
     is_icmp_error: bool,
     is_nd: bool,
+    /// A router advertisement or redirect (134, 137).
+    is_router: bool,
     is_v6: bool,
+    hop_limit: u8,
     tcp_flags: u8,
     l3_off: usize,
     l4_off: usize,
@@ -215,7 +245,9 @@ fn empty_packet(l3_off: usize) -> Parsed {
         frag: Frag::None,
         is_icmp_error: false,
         is_nd: false,
+        is_router: false,
         is_v6: false,
+        hop_limit: 0,
         tcp_flags: 0,
         l3_off,
         l4_off: 0,
@@ -270,6 +302,7 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
     }
     let mut pkt = empty_packet(l3);
     pkt.is_v6 = true;
+    pkt.hop_limit = f[l3 + 7];
     pkt.src = addr16(f, l3 + 8);
     pkt.dst = addr16(f, l3 + 24);
     pkt.l3_len = payload + 40;
@@ -279,7 +312,8 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
     for _ in 0..MAX_EXT_HDRS {
         match nexthdr {
             59 => return Err(R::SEGFW_DROP_NO_NEXT_HDR),
-            0 | 43 | 60 | 135 => {
+            // what Linux's ipv6_ext_hdr() skips; not ESP, not MH (135)
+            0 | 43 | 60 => {
                 if off + 2 > f.len() {
                     return Err(R::SEGFW_DROP_TRUNCATED);
                 }
@@ -319,7 +353,7 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
         if nexthdr == 59 {
             return Err(R::SEGFW_DROP_NO_NEXT_HDR);
         }
-        if matches!(nexthdr, 0 | 43 | 60 | 135 | 51 | 44) {
+        if matches!(nexthdr, 0 | 43 | 60 | 51 | 44) {
             return Err(R::SEGFW_DROP_EXT_HDR_LIMIT);
         }
     }
@@ -328,7 +362,9 @@ fn parse_ipv6(f: &[u8], l3: usize) -> Result<Parsed, R> {
     Ok(pkt)
 }
 
-/// parse_inner_ports: only the bounds matter (conntrack is empty).
+/// parse_inner_ports: only the bounds matter (conntrack is empty, so an
+/// error about a non-echo ICMP type, which the C refuses here as
+/// icmp_no_flow, ends as icmp_no_flow in related() all the same).
 fn inner_ports(f: &[u8], l4: usize, proto: u8) -> Result<(), R> {
     let need = match proto {
         6 | 17 | 132 => 4,
@@ -419,6 +455,7 @@ fn parse_l4(f: &[u8], pkt: &mut Parsed) -> Result<(), R> {
             pkt.policy_port = u16::from(ty);
             if (133..=137).contains(&ty) {
                 pkt.is_nd = true;
+                pkt.is_router = ty == 134 || ty == 137;
                 return Ok(());
             }
             if (1..=4).contains(&ty) && pkt.frag == Frag::None {
@@ -465,6 +502,9 @@ pub fn verdict(policy: &ModelPolicy, ingress: bool, f: &[u8]) -> Verdict {
     }
     if let Err(r) = parse_l4(f, &mut pkt) {
         return Verdict::only(r);
+    }
+    if pkt.is_router {
+        return policy.router_msg(&pkt);
     }
     if pkt.is_nd {
         return Verdict::only(R::SEGFW_PASS_ND);

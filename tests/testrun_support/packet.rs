@@ -30,6 +30,8 @@ pub struct Pkt {
     pub more_fragments: bool,
     pub ipv6_ext: Vec<u8>, // extension header protocol numbers, in order
     pub ipv6_frag_id: u32,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub hop_limit: u8,
     pub payload: Vec<u8>,
 }
 
@@ -74,6 +76,7 @@ impl Pkt {
             more_fragments: false,
             ipv6_ext: vec![],
             ipv6_frag_id: 0xabcd,
+            hop_limit: 64,
             payload: vec![0x61; 16],
         }
     }
@@ -127,6 +130,11 @@ impl Pkt {
 
     pub fn with_ext(mut self, ext: &[u8]) -> Self {
         self.ipv6_ext = ext.to_vec();
+        self
+    }
+
+    pub fn with_hop_limit(mut self, hops: u8) -> Self {
+        self.hop_limit = hops;
         self
     }
 
@@ -185,7 +193,7 @@ impl Pkt {
         h[4..6].copy_from_slice(&self.ipv4_id.to_be_bytes());
         let frag = self.frag_offset | if self.more_fragments { 0x2000 } else { 0 };
         h[6..8].copy_from_slice(&frag.to_be_bytes());
-        h[8] = 64;
+        h[8] = self.hop_limit;
         h[9] = self.proto;
         h[12..16].copy_from_slice(&s);
         h[16..20].copy_from_slice(&d);
@@ -223,7 +231,7 @@ impl Pkt {
         h[0] = 0x60;
         h[4..6].copy_from_slice(&((ext.len() + body.len()) as u16).to_be_bytes());
         h[6] = first;
-        h[7] = 64;
+        h[7] = self.hop_limit;
         h[8..24].copy_from_slice(&s);
         h[24..40].copy_from_slice(&d);
         h.extend_from_slice(&ext);

@@ -1,6 +1,7 @@
 //! Validation: TOML text -> `model::Policy`, collecting every error in the
 //! file (each at its line and column) instead of stopping at the first.
 mod fields;
+mod router_ads;
 mod rules;
 mod segments;
 pub(crate) mod values;
@@ -15,7 +16,13 @@ use fields::{Field, Table};
 use values::Problem;
 
 const TOP_KEYS: &[&str] = &["version", "defaults", "conntrack", "segments", "rules"];
-const DEFAULTS_KEYS: &[&str] = &["action", "mode", "failsafe", "events_per_second"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "action",
+    "mode",
+    "failsafe",
+    "events_per_second",
+    "router_advertisements",
+];
 const CONNTRACK_KEYS: &[&str] = &[
     "max_entries",
     "tcp_timeout_s",
@@ -41,9 +48,18 @@ pub fn validate(src: &str) -> Result<Policy, Vec<PolicyError>> {
     let root = Table::root(&entries);
     root.reject_unknown(&mut c, "the policy file", TOP_KEYS);
     check_version(&mut c, &root);
-    let defaults = section(&mut c, &root, "defaults", check_defaults).unwrap_or_default();
+    let defaults_table = root
+        .get("defaults")
+        .and_then(|f| f.value.table(&mut c, "defaults"));
+    let mut defaults = defaults_table
+        .as_ref()
+        .map(|t| check_defaults(&mut c, t))
+        .unwrap_or_default();
     let conntrack = section(&mut c, &root, "conntrack", check_conntrack).unwrap_or_default();
     let segments = segments::check(&mut c, root.get("segments"));
+    if let Some(table) = &defaults_table {
+        defaults.router_advertisements = router_ads::check(&mut c, table, &segments);
+    }
     let rules = rules::check(&mut c, root.get("rules"), &segments);
     if !c.errors.is_empty() {
         return Err(c.errors);
