@@ -402,7 +402,7 @@ fn is_absent(e: &std::io::Error) -> bool {
 }
 
 /// Names in `dir`, sorted; a missing dir has none.
-fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

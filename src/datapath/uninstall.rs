@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::attach::detach_anywhere;
 use super::pins::{
-    looks_like_instance, PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, INSTANCE_ENTRIES, MAP_NAMES,
-    REPIN_SUFFIX,
+    looks_like_instance, read_dir_names, PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN,
+    INSTANCE_ENTRIES, MAP_NAMES, REPIN_SUFFIX,
 };
 use super::{DatapathError, Direction, Result};
 
@@ -83,7 +83,7 @@ pub fn uninstall(pins: &PinDir) -> Result<UninstallReport> {
     remove_known(pins.links_dir(), &[], true, &mut report)?;
     remove_known(pins.progs_dir(), &["ingress", "egress"], false, &mut report)?;
     remove_known(pins.maps_dir(), &known_maps, false, &mut report)?;
-    for entry in read_names(pins.root())? {
+    for entry in read_dir_names(pins.root())? {
         let path = pins.root().join(&entry);
         // progs/, maps/, links/ are gone unless they hold something foreign,
         // which is reported already.
@@ -116,7 +116,7 @@ fn remove_known(
     links: bool,
     report: &mut UninstallReport,
 ) -> Result<()> {
-    for name in read_names(&dir)? {
+    for name in read_dir_names(&dir)? {
         let path = dir.join(&name);
         if links && path.is_dir() {
             remove_known(path, &["ingress", "egress"], false, report)?;
@@ -141,24 +141,4 @@ fn remove_dir(dir: &Path) -> Result<bool> {
             source,
         }),
     }
-}
-
-/// Entry names of `dir`, sorted; none if it is missing.
-fn read_names(dir: &Path) -> Result<Vec<String>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(DatapathError::ReadDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
 }
