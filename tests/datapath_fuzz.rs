@@ -524,11 +524,8 @@ fn run_phase(h: &mut Harness, src: &str, name: &str, seed: u64, cases: u64, tall
 }
 
 #[test]
+#[ignore = "needs root: loads the datapath and runs frames through it with BPF_PROG_TEST_RUN"]
 fn datapath_matches_the_model_on_random_frames() {
-    if !is_root() {
-        eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
-        return;
-    }
     let seed = env_u64("SEGFW_FUZZ_SEED", DEFAULT_SEED);
     let cases = env_u64("SEGFW_FUZZ_CASES", DEFAULT_CASES);
     let start = Instant::now();
@@ -602,13 +599,9 @@ fn model_on_known_frames() {
 /// packet is IPv6. The model mirrors the C (so the fuzz test agrees); this
 /// test states what the datapath should do: decide it by policy
 /// (world -> db, proto 58, default deny: drop_default, rule 0).
-/// Ignored until the lead fixes bpf/parse.h.
 #[test]
+#[ignore = "needs root: loads the datapath and runs frames through it with BPF_PROG_TEST_RUN"]
 fn ipv4_protocol_58_is_not_neighbor_discovery() {
-    if !is_root() {
-        eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
-        return;
-    }
     let mut h = Harness::new();
     h.apply(&compile(ENFORCE));
     let mut p = Pkt::raw("192.0.2.1", "10.0.2.7", ICMPV6);
@@ -636,11 +629,8 @@ fn ipv4_protocol_58_is_not_neighbor_discovery() {
 /// no ICMP error of an IPv4 flow; it is a new flow of protocol 1, decided
 /// by policy (here: drop).
 #[test]
+#[ignore = "needs root: loads the datapath and runs frames through it with BPF_PROG_TEST_RUN"]
 fn icmpv4_error_inside_ipv6_is_not_related() {
-    if !is_root() {
-        eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
-        return;
-    }
     let mut h = Harness::new();
     h.apply(&compile(ENFORCE));
     let syn = Pkt::tcp("10.0.1.5", 40000, "10.0.2.7", 5432, SYN);

@@ -8,10 +8,9 @@ mod common;
 use common::*;
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins of another ABI"]
 fn a_pin_dir_of_another_abi_is_refused_and_uninstall_still_works() {
-    if !have_root() {
-        return;
-    }
+    require_root();
     let _serial = serial();
     let mut lab = Lab::new("abi", 61);
     let policy = lab.write_policy(

@@ -240,11 +240,10 @@ fn is_flow(event: &Value, proto: &str, src: &str, dst: &str, dport: Option<u16>)
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic, events and stats"]
 fn events_report_denies_once_and_stats_count_exactly() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("obs-events", 41);
     let policy = lab.write_policy("observe.toml", &observe_policy(&lab, "enforce"));
     lab.attach(&policy, &[]);
@@ -444,11 +443,10 @@ fn flows(lab: &Lab) -> Value {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic, events and stats"]
 fn explain_agrees_with_real_traffic_and_changes_nothing() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("obs-explain", 42);
     let policy = lab.write_policy("observe.toml", &observe_policy(&lab, "enforce"));
     lab.attach(&policy, &[]);
@@ -643,11 +641,10 @@ fn explain_agrees_with_real_traffic_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic, events and stats"]
 fn audit_mode_passes_would_be_drops_and_reports_them() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("obs-audit", 43);
     let policy = lab.write_policy("audit.toml", &observe_policy(&lab, "audit"));
     lab.attach(&policy, &[]);

@@ -20,13 +20,14 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// False (and a printed reason) when not root: the test then does nothing.
-pub fn have_root() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    eprintln!("skipped: netns tests need root (CI runs them as root)");
-    false
+/// Panics unless root: the netns tests are `#[ignore = "needs root: ..."]`,
+/// so a plain `cargo test` lists them as ignored, and `make test` runs them
+/// as root with `--include-ignored`.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "netns tests need root: run this test as root, as `make test` does"
+    );
 }
 
 pub const PORT_OPEN: u16 = 8080;
