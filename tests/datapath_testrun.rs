@@ -117,7 +117,8 @@ const DB_PING_OUT: u32 = 8;
 const BIG: u32 = 9;
 const MID: u32 = 10;
 const SMALL: u32 = 11;
-const FAILSAFE: u32 = 131071;
+const FAILSAFE: u32 = segfw::skel::types::segfw_limits::SEGFW_RULE_FAILSAFE.0;
+const MAX_EXT_HDRS: usize = segfw::skel::types::segfw_limits::SEGFW_MAX_EXT_HDRS.0 as usize;
 
 fn compile(src: &str) -> PolicyImage {
     match segfw::policy::check_str(src, Path::new("test.toml")) {
@@ -536,7 +537,7 @@ fn header_variants_are_parsed() {
     cases.push(case(
         "more ext headers than the bound",
         INGRESS,
-        Pkt::tcp(WEB6, 40000, DB6, 5432, SYN).with_ext(&[60; 9]),
+        Pkt::tcp(WEB6, 40000, DB6, 5432, SYN).with_ext(&[60; MAX_EXT_HDRS + 1]),
         DROP,
         R::SEGFW_DROP_EXT_HDR_LIMIT,
         None,
@@ -1049,7 +1050,9 @@ fn explain_has_no_side_effects_and_agrees_with_real_runs() {
     ];
     for (pkt, pass, rule) in frames {
         let ct_before = h.conntrack_len();
-        let reasons_before: Vec<u64> = (0..64).map(|r| h.reason_count(R(r))).collect();
+        let reasons_before: Vec<u64> = (0..R::SEGFW_REASON_MAX.0)
+            .map(|r| h.reason_count(R(r)))
+            .collect();
         let (rc, ex) = h.explain(INGRESS, &pkt.build());
         assert_eq!(ex.pass, pass, "explain verdict for {pkt:?}");
         assert_eq!(ex.rule_id, rule);
@@ -1059,7 +1062,9 @@ fn explain_has_no_side_effects_and_agrees_with_real_runs() {
             ct_before,
             "explain creates no conntrack entry"
         );
-        let reasons_after: Vec<u64> = (0..64).map(|r| h.reason_count(R(r))).collect();
+        let reasons_after: Vec<u64> = (0..R::SEGFW_REASON_MAX.0)
+            .map(|r| h.reason_count(R(r)))
+            .collect();
         assert_eq!(reasons_before, reasons_after, "explain counts nothing");
         assert_eq!(
             h.run(INGRESS, &pkt.build()),
