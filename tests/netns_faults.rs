@@ -32,65 +32,6 @@ fn policy_b(lab: &Lab) -> String {
     )
 }
 
-/// Counts sequence numbers per port until `stop` exists and 1s passed
-/// without a datagram; then writes "x_unique x_total y_total" to `out`.
-const RECEIVER: &str = r#"
-import os, select, socket, sys, time
-addr, px, py, stop, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-socks = {}
-for p in (px, py):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
-    s.bind((addr, p))
-    s.setblocking(False)
-    socks[s] = p
-seen, total = {px: set(), py: set()}, {px: 0, py: 0}
-open(out + ".ready", "w").close()
-last = time.monotonic()
-while True:
-    ready, _, _ = select.select(list(socks), [], [], 0.1)
-    for s in ready:
-        while True:
-            try:
-                d = s.recv(64)
-            except BlockingIOError:
-                break
-            seen[socks[s]].add(int(d))
-            total[socks[s]] += 1
-            last = time.monotonic()
-    if os.path.exists(stop) and time.monotonic() - last > 1.0:
-        break
-with open(out + ".tmp", "w") as f:
-    f.write("%d %d %d" % (len(seen[px]), total[px], total[py]))
-os.rename(out + ".tmp", out)
-"#;
-
-/// Sends numbered datagrams to X and Y at `rate` per second each until
-/// `stop` exists (a new X socket, so a new flow, every 500); then writes
-/// the count sent to `out`.
-const SENDER: &str = r#"
-import os, socket, sys, time
-addr, px, py, rate, stop, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-sy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sx = None
-n, t0 = 0, time.monotonic()
-while not os.path.exists(stop):
-    if n % 500 == 0:
-        if sx:
-            sx.close()
-        sx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    data = str(n).encode()
-    sx.sendto(data, (addr, px))
-    sy.sendto(data, (addr, py))
-    n += 1
-    delay = t0 + n / rate - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-with open(out + ".tmp", "w") as f:
-    f.write(str(n))
-os.rename(out + ".tmp", out)
-"#;
-
 /// Kills and reaps a traffic process even when the test panics.
 struct Reaper(Vec<Child>);
 
@@ -140,8 +81,7 @@ fn reload_under_load_drops_no_allowed_and_passes_no_denied_packet() {
             &a,
             &[
                 "python3",
-                "-c",
-                RECEIVER,
+                &script("reload_receiver.py"),
                 &server,
                 &px,
                 &py,
@@ -159,8 +99,7 @@ fn reload_under_load_drops_no_allowed_and_passes_no_denied_packet() {
             &b,
             &[
                 "python3",
-                "-c",
-                SENDER,
+                &script("reload_sender.py"),
                 &server,
                 &px,
                 &py,

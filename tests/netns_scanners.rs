@@ -1,4 +1,4 @@
-//! Issue 12's scanner findings, with real packets: scapy (tests/scanners.py)
+//! Issue 12's scanner findings, with real packets: scapy (tests/scripts/scanners.py)
 //! sends crafted frames from the client namespace, and the server
 //! namespace's own kernel counters (/proc/net/snmp, /proc/net/snmp6) say
 //! what reached the protected stack behind segfw's ingress hook.
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{ns_cmd, require_root, serial, Lab, IFACE, PORT_OPEN, UDP_CLOSED, UDP_OPEN};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scanners.py");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/scanners.py");
 /// Debian's python3, which has python3-scapy (the pyenv one on PATH has not).
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -59,7 +59,7 @@ fn mac(ns: &str, dev: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Runs one scenario of tests/scanners.py in the client namespace.
+/// Runs one scenario of tests/scripts/scanners.py in the client namespace.
 fn scapy(lab: &Lab, args: &[&str]) {
     let (client_mac, server_mac) = (mac(&lab.ns_b, "sfw1"), mac(&lab.ns_a, IFACE));
     let mut full = vec![PYTHON, SCRIPT, "sfw1", &client_mac, &server_mac];
