@@ -20,24 +20,17 @@ const METRICS: &str = "127.0.0.1:9464";
 
 /// Default deny; the client may ping the server.
 fn allow_ping(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"allow-ping\"\n\
-         from = \"client\"\nto = \"server\"\nproto = \"icmp\"\nicmp_types = [\"echo-request\"]\n\
-         action = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/allow_ping.toml"))
 }
 
 /// Default deny; only tcp/8080 from the client: ping is blocked.
 fn tcp_only(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"web\"\n\
-         from = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/tcp_8080.toml"))
 }
 
 /// Line 8 (after the lab's segments) column 10: the invalid value.
 fn invalid(lab: &Lab) -> String {
-    lab.policy("[defaults]\naction = \"maybe\"\n")
+    lab.policy(include_str!("fixtures/policies/lab/invalid_action.toml"))
 }
 
 /// Polls `check` every 100 ms for up to `secs`.

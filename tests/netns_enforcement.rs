@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 
-const DENY_BY_DEFAULT: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n";
+const DENY_BY_DEFAULT: &str = include_str!("fixtures/policies/lab/deny_all.toml");
 
 fn allow(name: &str, proto: &str, ports: &str) -> String {
     format!(

@@ -17,19 +17,11 @@ const RELOADS: usize = 1000;
 /// A and B agree on X (udp/5353 allowed) and Y (udp/5354 denied by the
 /// default), and differ on tcp/8080 (A allows it) and tcp/8081 (B does).
 fn policy_a(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n\
-         [[rules]]\nname = \"x\"\nfrom = \"client\"\nto = \"server\"\nproto = \"udp\"\nports = [5353]\naction = \"allow\"\n\n\
-         [[rules]]\nname = \"za\"\nfrom = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/reload_a.toml"))
 }
 
 fn policy_b(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n\
-         [[rules]]\nname = \"x\"\nfrom = \"client\"\nto = \"server\"\nproto = \"udp\"\nports = [5353]\naction = \"allow\"\n\n\
-         [[rules]]\nname = \"zb\"\nfrom = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8081]\naction = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/reload_b.toml"))
 }
 
 /// Kills and reaps a traffic process even when the test panics.

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::*;
 
-const POLICY: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"web\"\nfrom = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n";
+const POLICY: &str = include_str!("fixtures/policies/lab/tcp_8080.toml");
 
 /// Lines of `bpftool link show` that name program `prog_id`.
 fn kernel_links_of(prog_id: u64) -> usize {
@@ -173,7 +173,10 @@ fn invalid_input_changes_nothing() {
     let mut lab = Lab::new("bad", 6);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let good = lab.write_policy("good.toml", &lab.policy(POLICY));
-    let bad = lab.write_policy("bad.toml", &lab.policy("[defaults]\naction = \"maybe\"\n"));
+    let bad = lab.write_policy(
+        "bad.toml",
+        &lab.policy(include_str!("fixtures/policies/lab/invalid_action.toml")),
+    );
 
     // An invalid policy on attach: exit 2, nothing loaded.
     let out = lab.segfw(&["attach", IFACE, "--policy", &bad.display().to_string()]);

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use common::*;
 
-const POLICY: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"web\"\nfrom = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n";
+const POLICY: &str = include_str!("fixtures/policies/lab/tcp_8080.toml");
 
 /// Runs segfw with `pin_dir`, in namespace `ns` (None: this test's own).
 fn segfw_at(ns: Option<&str>, pin_dir: &Path, args: &[&str]) -> Output {

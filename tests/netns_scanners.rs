@@ -14,41 +14,14 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/scanner
 const PYTHON: &str = "/usr/bin/python3";
 
 /// Client to server: ping (both families), tcp/8080, udp/5353; the rest denied.
-const RULES: &str = r#"[defaults]
-action = "deny"
-failsafe = []
-ROUTER_ADS
-[[rules]]
-from = "client"
-to = "server"
-proto = "icmp"
-icmp_types = ["echo-request"]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "icmpv6"
-icmp_types = ["echo-request"]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "tcp"
-ports = [8080]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "udp"
-ports = [5353]
-action = "allow"
-"#;
+const RULES: &str = include_str!("fixtures/policies/lab/scanners.toml");
 
 fn policy_text(lab: &Lab, router_ads: &str) -> String {
-    lab.policy(&RULES.replace("ROUTER_ADS", router_ads))
+    lab.policy(&RULES.replacen(
+        "failsafe = []\n",
+        &format!("failsafe = []\n{router_ads}"),
+        1,
+    ))
 }
 
 /// The MAC address of `dev` in `ns`.

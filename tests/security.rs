@@ -12,7 +12,7 @@ use common::*;
 use segfw::policy::image::failsafe_key;
 use segfw::skel::types::segfw_key_kind;
 
-const DENY_ALL: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n";
+const DENY_ALL: &str = include_str!("fixtures/policies/lab/deny_all.toml");
 
 const USER: &str = "segfwtest";
 
