@@ -13,11 +13,13 @@ build: deps
 	$(CARGO) build --release --locked
 
 # Installs what is missing, then: formatting, lints, unit + property tests,
-# BPF_PROG_TEST_RUN tests and namespace tests with real traffic (needs root).
+# BPF_PROG_TEST_RUN tests and namespace tests with real traffic. Those need
+# root and are #[ignore = "needs root: ..."], so a plain `cargo test` lists
+# them as ignored; --include-ignored runs them here (as root, like CI).
 test: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) test --locked
+	$(CARGO) test --locked -- --include-ignored
 
 lint:
 	$(CARGO) fmt --check

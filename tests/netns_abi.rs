@@ -8,18 +8,14 @@ mod common;
 use common::*;
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins of another ABI"]
 fn a_pin_dir_of_another_abi_is_refused_and_uninstall_still_works() {
-    if !have_root() {
-        return;
-    }
+    require_root();
     let _serial = serial();
     let mut lab = Lab::new("abi", 61);
     let policy = lab.write_policy(
         "p.toml",
-        &lab.policy(&format!(
-            "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nfrom = \"client\"\n\
-             to = \"server\"\nproto = \"tcp\"\nports = [{PORT_OPEN}]\naction = \"allow\"\n"
-        )),
+        &lab.policy(include_str!("fixtures/policies/lab/tcp_8080.toml")),
     );
     let policy = policy.to_str().unwrap();
     let old = lab.segfw_env(

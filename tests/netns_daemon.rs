@@ -20,24 +20,17 @@ const METRICS: &str = "127.0.0.1:9464";
 
 /// Default deny; the client may ping the server.
 fn allow_ping(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"allow-ping\"\n\
-         from = \"client\"\nto = \"server\"\nproto = \"icmp\"\nicmp_types = [\"echo-request\"]\n\
-         action = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/allow_ping.toml"))
 }
 
 /// Default deny; only tcp/8080 from the client: ping is blocked.
 fn tcp_only(lab: &Lab) -> String {
-    lab.policy(
-        "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"web\"\n\
-         from = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n",
-    )
+    lab.policy(include_str!("fixtures/policies/lab/tcp_8080.toml"))
 }
 
 /// Line 8 (after the lab's segments) column 10: the invalid value.
 fn invalid(lab: &Lab) -> String {
-    lab.policy("[defaults]\naction = \"maybe\"\n")
+    lab.policy(include_str!("fixtures/policies/lab/invalid_action.toml"))
 }
 
 /// Polls `check` every 100 ms for up to `secs`.
@@ -63,11 +56,10 @@ fn generation(status: &serde_json::Value) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, `segfw run` attached, real traffic"]
 fn confirm_keeps_and_missing_confirm_rolls_back() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("confirm", 7);
     let (b, server) = (lab.ns_b.clone(), lab.a(false));
     let allow = lab.write_policy("allow.toml", &allow_ping(&lab));
@@ -291,11 +283,10 @@ const PING_PACKETS: &str = "segfw_rule_packets_total{rule_id=\"1\",rule=\"allow-
 const GENERATION: &str = "segfw_policy_generation";
 
 #[test]
+#[ignore = "needs root: network namespaces, `segfw run` attached, real traffic"]
 fn run_reapplies_changes_survives_invalid_edits_and_serves_metrics() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("run", 8);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     lab.listen_tcp(&a, &server, PORT_CLOSED);
@@ -386,11 +377,10 @@ fn run_reapplies_changes_survives_invalid_edits_and_serves_metrics() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, `segfw run` attached, real traffic"]
 fn run_with_keep_leaves_enforcement_on_sigterm() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("keep", 9);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     lab.listen_tcp(&a, &server, PORT_CLOSED);
@@ -451,11 +441,10 @@ fn run_with_keep_leaves_enforcement_on_sigterm() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, `segfw run` attached, real traffic"]
 fn run_reattaches_an_interface_that_was_deleted_and_created_again() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("reattach", 10);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let policy = lab.write_policy("tcp.toml", &tcp_only(&lab));
@@ -539,11 +528,10 @@ fn refused(lab: &Lab, daemon: &Daemon, live: &Path, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, `segfw run` attached, real traffic"]
 fn run_owns_its_instance_reports_drift_and_exits_when_its_pins_vanish() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("own", 11);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     lab.listen_tcp(&a, &server, PORT_CLOSED);

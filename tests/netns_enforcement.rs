@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 
-const DENY_BY_DEFAULT: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n";
+const DENY_BY_DEFAULT: &str = include_str!("fixtures/policies/lab/deny_all.toml");
 
 fn allow(name: &str, proto: &str, ports: &str) -> String {
     format!(
@@ -30,11 +30,10 @@ fn matrix_policy(lab: &Lab) -> String {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic"]
 fn allow_deny_matrix_ipv4_and_ipv6() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("matrix", 1);
     let policy = lab.write_policy("matrix.toml", &matrix_policy(&lab));
     lab.attach(&policy, &[]);
@@ -80,11 +79,10 @@ fn allow_deny_matrix_ipv4_and_ipv6() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic"]
 fn apply_flips_a_verdict_without_reloading_programs() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("apply", 2);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let only_8080 = lab.write_policy(
@@ -168,11 +166,10 @@ fn apply_flips_a_verdict_without_reloading_programs() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, real traffic"]
 fn revocation_cuts_an_established_session() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("revoke", 3);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let allowed = lab.write_policy(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::*;
 
-const POLICY: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n\n[[rules]]\nname = \"web\"\nfrom = \"client\"\nto = \"server\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n";
+const POLICY: &str = include_str!("fixtures/policies/lab/tcp_8080.toml");
 
 /// Lines of `bpftool link show` that name program `prog_id`.
 fn kernel_links_of(prog_id: u64) -> usize {
@@ -27,11 +27,10 @@ fn kernel_links_of(prog_id: u64) -> usize {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached and detached, real traffic"]
 fn attach_twice_detach_and_uninstall() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("life", 4);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let policy = lab.write_policy("p.toml", &lab.policy(POLICY));
@@ -116,11 +115,10 @@ fn attach_twice_detach_and_uninstall() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached and detached, real traffic"]
 fn legacy_tc_mode_enforces_and_detaches() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("tc", 5);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(true));
     let policy = lab.write_policy("p.toml", &lab.policy(POLICY));
@@ -168,15 +166,17 @@ fn legacy_tc_mode_enforces_and_detaches() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached and detached, real traffic"]
 fn invalid_input_changes_nothing() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("bad", 6);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let good = lab.write_policy("good.toml", &lab.policy(POLICY));
-    let bad = lab.write_policy("bad.toml", &lab.policy("[defaults]\naction = \"maybe\"\n"));
+    let bad = lab.write_policy(
+        "bad.toml",
+        &lab.policy(include_str!("fixtures/policies/lab/invalid_action.toml")),
+    );
 
     // An invalid policy on attach: exit 2, nothing loaded.
     let out = lab.segfw(&["attach", IFACE, "--policy", &bad.display().to_string()]);
@@ -223,11 +223,10 @@ fn invalid_input_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached and detached, real traffic"]
 fn concurrent_applies_are_serialized() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::new("race", 7);
     let (a, b, server) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.a(false));
     let policy = lab.write_policy("race.toml", &lab.policy(POLICY));

@@ -1,4 +1,4 @@
-//! Issue 12's scanner findings, with real packets: scapy (tests/scanners.py)
+//! Issue 12's scanner findings, with real packets: scapy (tests/scripts/scanners.py)
 //! sends crafted frames from the client namespace, and the server
 //! namespace's own kernel counters (/proc/net/snmp, /proc/net/snmp6) say
 //! what reached the protected stack behind segfw's ingress hook.
@@ -7,48 +7,21 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{have_root, ns_cmd, serial, Lab, IFACE, PORT_OPEN, UDP_CLOSED, UDP_OPEN};
+use common::{ns_cmd, require_root, serial, Lab, IFACE, PORT_OPEN, UDP_CLOSED, UDP_OPEN};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scanners.py");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/scanners.py");
 /// Debian's python3, which has python3-scapy (the pyenv one on PATH has not).
 const PYTHON: &str = "/usr/bin/python3";
 
 /// Client to server: ping (both families), tcp/8080, udp/5353; the rest denied.
-const RULES: &str = r#"[defaults]
-action = "deny"
-failsafe = []
-ROUTER_ADS
-[[rules]]
-from = "client"
-to = "server"
-proto = "icmp"
-icmp_types = ["echo-request"]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "icmpv6"
-icmp_types = ["echo-request"]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "tcp"
-ports = [8080]
-action = "allow"
-
-[[rules]]
-from = "client"
-to = "server"
-proto = "udp"
-ports = [5353]
-action = "allow"
-"#;
+const RULES: &str = include_str!("fixtures/policies/lab/scanners.toml");
 
 fn policy_text(lab: &Lab, router_ads: &str) -> String {
-    lab.policy(&RULES.replace("ROUTER_ADS", router_ads))
+    lab.policy(&RULES.replacen(
+        "failsafe = []\n",
+        &format!("failsafe = []\n{router_ads}"),
+        1,
+    ))
 }
 
 /// The MAC address of `dev` in `ns`.
@@ -59,7 +32,7 @@ fn mac(ns: &str, dev: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Runs one scenario of tests/scanners.py in the client namespace.
+/// Runs one scenario of tests/scripts/scanners.py in the client namespace.
 fn scapy(lab: &Lab, args: &[&str]) {
     let (client_mac, server_mac) = (mac(&lab.ns_b, "sfw1"), mac(&lab.ns_a, IFACE));
     let mut full = vec![PYTHON, SCRIPT, "sfw1", &client_mac, &server_mac];
@@ -131,15 +104,16 @@ fn reason(lab: &Lab, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn have_scapy() -> bool {
+/// Panics unless scapy is there: `make test` installs it (scripts/install-deps.sh).
+fn require_scapy() {
     let ok = std::process::Command::new(PYTHON)
         .args(["-c", "import scapy.all"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: needs {PYTHON} with python3-scapy (scripts/install-deps.sh)");
-    }
-    ok
+    assert!(
+        ok,
+        "needs {PYTHON} with python3-scapy: run scripts/install-deps.sh (make test does)"
+    );
 }
 
 fn lab_with(name: &str, net: u8, router_ads: &str) -> Lab {
@@ -152,10 +126,10 @@ fn lab_with(name: &str, net: u8, router_ads: &str) -> Lab {
 /// ICMP types riding an echo id 0, the Mobility Header, spoofed, late and
 /// last-first fragments: what reaches the server is what the policy allows.
 #[test]
+#[ignore = "needs root and scapy: network namespaces, segfw attached, crafted scanner packets"]
 fn scanner_packets_reach_the_stack_only_as_the_policy_says() {
-    if !have_root() || !have_scapy() {
-        return;
-    }
+    require_root();
+    require_scapy();
     let _serial = serial();
     let lab = lab_with("scan", 61, "");
     let (a, b) = (&lab.ns_a, &lab.ns_b);
@@ -295,10 +269,10 @@ fn ra_mode(lab: &Lab) -> serde_json::Value {
 /// A rogue router advertisement gave the host an address and a default
 /// route under default deny. They pass only as `router_advertisements` says.
 #[test]
+#[ignore = "needs root and scapy: network namespaces, segfw attached, crafted scanner packets"]
 fn router_advertisements_and_redirects_follow_the_policy() {
-    if !have_root() || !have_scapy() {
-        return;
-    }
+    require_root();
+    require_scapy();
     let _serial = serial();
     let lab = lab_with("ra", 62, "");
     let (a, b) = (&lab.ns_a, &lab.ns_b);

@@ -7,6 +7,7 @@ use segfw::policy::image::{failsafe_key, PROTO_ANY, SEG_ANY};
 use segfw::policy::model::{Action, PortRange};
 use segfw::policy::{check_file, check_str, CheckedPolicy};
 use segfw::skel::types::segfw_key_kind;
+use segfw::skel::types::segfw_limits;
 use segfw::skel::types::segfw_ra_mode;
 
 fn check(src: &str) -> CheckedPolicy {
@@ -255,7 +256,10 @@ fn failsafe_ports_become_failsafe_entries() {
         .iter()
         .find(|(k, _)| segfw::skel::bytes_of(k) == segfw::skel::bytes_of(&failsafe_key(22)))
         .expect("failsafe entry for tcp/22");
-    assert_eq!((value.id, value.action), (131071, Action::Allow.raw()));
+    assert_eq!(
+        (value.id, value.action),
+        (segfw_limits::SEGFW_RULE_FAILSAFE.0, Action::Allow.raw())
+    );
     // Default failsafe is tcp/22; [] disables it.
     assert_eq!(check("version = 1\n").model.defaults.failsafe_tcp, [22]);
     assert!(check("version = 1\n[defaults]\nfailsafe = []\n")

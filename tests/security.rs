@@ -12,7 +12,7 @@ use common::*;
 use segfw::policy::image::failsafe_key;
 use segfw::skel::types::segfw_key_kind;
 
-const DENY_ALL: &str = "[defaults]\naction = \"deny\"\nfailsafe = []\n";
+const DENY_ALL: &str = include_str!("fixtures/policies/lab/deny_all.toml");
 
 const USER: &str = "segfwtest";
 
@@ -28,11 +28,10 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins checked against an unprivileged user"]
 fn pin_dir_is_0700_and_pins_0600_owned_by_root() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("sec-perm", 51);
     let policy = lab.write_policy("p.toml", &lab.policy(DENY_ALL));
     lab.attach(&policy, &[]);
@@ -111,11 +110,10 @@ fn chmod_dirs(pin_dir: &Path, mode: u32) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins checked against an unprivileged user"]
 fn an_unprivileged_user_cannot_update_the_policy_maps() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     ensure_user();
     let lab = Lab::new("sec-user", 52);
     let policy = lab.write_policy("p.toml", &lab.policy(DENY_ALL));
@@ -190,11 +188,10 @@ fn segfw_without_dac(lab: &Lab, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins checked against an unprivileged user"]
 fn read_only_commands_open_maps_read_only() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("sec-ro", 53);
     let policy = lab.write_policy("p.toml", &lab.policy(DENY_ALL));
     lab.attach(&policy, &[]);
@@ -253,11 +250,10 @@ fn read_only_commands_open_maps_read_only() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins checked against an unprivileged user"]
 fn failsafe_keeps_tcp_22_reachable_under_deny_all_until_disabled() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     // Compiled image: no [defaults].failsafe means tcp/22; [] means none.
     let image = |src: &str| {
         segfw::policy::check_str(src, Path::new("p.toml"))
@@ -346,11 +342,10 @@ fn segfw_as_user(pin_dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, segfw attached, pins checked against an unprivileged user"]
 fn read_commands_as_an_unprivileged_user_say_permission_denied_not_not_installed() {
     let _serial = serial();
-    if !have_root() {
-        return;
-    }
+    require_root();
     ensure_user();
     let lab = Lab::new("sec-read", 55);
     let live = lab.write_policy("live.toml", &lab.policy(DENY_ALL));

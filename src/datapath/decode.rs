@@ -618,7 +618,7 @@ mod tests {
             (rule_key(2, 3, 6, 5432, 16), value(7, ALLOW, 1)),
             (rule_key(1, 3, 6, 6000, 12), value(7, ALLOW, 1)),
             (rule_key(SEG_ANY, 3, PROTO_ANY, 0, 0), value(8, DENY, 0)),
-            (failsafe_key(22), value(131071, ALLOW, 0)),
+            (failsafe_key(22), value(RULE_FAILSAFE, ALLOW, 0)),
         ];
         let seg = segfw_key_kind::SEGFW_KIND_SEGMENT;
         let rule = segfw_key_kind::SEGFW_KIND_RULE;

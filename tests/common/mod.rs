@@ -20,13 +20,19 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// False (and a printed reason) when not root: the test then does nothing.
-pub fn have_root() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    eprintln!("skipped: netns tests need root (CI runs them as root)");
-    false
+/// Panics unless root: the netns tests are `#[ignore = "needs root: ..."]`,
+/// so a plain `cargo test` lists them as ignored, and `make test` runs them
+/// as root with `--include-ignored`.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "netns tests need root: run this test as root, as `make test` does"
+    );
+}
+
+/// The path of a helper script in tests/scripts/, run as `python3 PATH ARGS`.
+pub fn script(name: &str) -> String {
+    format!("{}/tests/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub const PORT_OPEN: u16 = 8080;
@@ -217,16 +223,8 @@ impl Lab {
 
     /// Starts a UDP echo server in `ns`.
     pub fn listen_udp_echo(&mut self, ns: &str, addr: &str, port: u16) {
-        let family = if addr.contains(':') {
-            "AF_INET6"
-        } else {
-            "AF_INET"
-        };
-        let script = format!(
-            "import socket\ns = socket.socket(socket.{family}, socket.SOCK_DGRAM)\n\
-             s.bind(('{addr}', {port}))\nwhile True:\n    d, peer = s.recvfrom(2048)\n    s.sendto(d, peer)\n"
-        );
-        let child = ns_cmd(ns, &["python3", "-c", &script])
+        let server = script("udp_echo_server.py");
+        let child = ns_cmd(ns, &["python3", &server, addr, &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -240,18 +238,9 @@ impl Lab {
     /// schedule the echo server, so allowed checks retry; denied ones need
     /// only one silent second).
     pub fn udp_echoes(&self, from: &str, addr: &str, port: u16, attempts: u32) -> bool {
-        let family = if addr.contains(':') {
-            "AF_INET6"
-        } else {
-            "AF_INET"
-        };
-        let script = format!(
-            "import socket, sys\ns = socket.socket(socket.{family}, socket.SOCK_DGRAM)\n\
-             s.settimeout(1.0)\nfor _ in range({attempts}):\n    s.sendto(b'segfw', ('{addr}', {port}))\n\
-             \x20   try:\n        sys.exit(0 if s.recvfrom(64)[0] == b'segfw' else 1)\n\
-             \x20   except OSError:\n        pass\nsys.exit(1)\n"
-        );
-        ns_cmd(from, &["python3", "-c", &script])
+        let (port, attempts) = (port.to_string(), attempts.to_string());
+        let client = script("udp_echo_client.py");
+        ns_cmd(from, &["python3", &client, addr, &port, &attempts])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)

@@ -31,8 +31,13 @@ pub struct Harness {
     generation: u32,
 }
 
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// Panics unless root: the tests that load the datapath are
+/// `#[ignore = "needs root: ..."]`, and `make test` runs them as root.
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "BPF_PROG_TEST_RUN needs root: run this test as root, as `make test` does"
+    );
 }
 
 impl Harness {
@@ -43,6 +48,7 @@ impl Harness {
 
     /// Loads the datapath; `conntrack_entries` sizes the conntrack map.
     pub fn with_conntrack(conntrack_entries: Option<u32>) -> Self {
+        require_root();
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
         let mut open = SegfwSkelBuilder::default()

@@ -14,10 +14,11 @@ use segfw::policy::decode::{decode_entry, Entry};
 use segfw::policy::eval::{Flow, ImageIndex};
 use segfw::policy::image::{self, PolicyImage};
 use segfw::policy::model::{Action, Prefix};
-use segfw::skel::types::{segfw_key_kind, segfw_reason as R, segfw_value_flags};
+use segfw::skel::types::{segfw_key_kind, segfw_limits, segfw_reason as R, segfw_value_flags};
 
-pub const RULE_FAILSAFE: u32 = 131071;
-const MAX_EXT_HDRS: usize = 8;
+pub const RULE_FAILSAFE: u32 = segfw_limits::SEGFW_RULE_FAILSAFE.0;
+const MAX_EXT_HDRS: usize = segfw_limits::SEGFW_MAX_EXT_HDRS.0 as usize;
+const ND_HOP_LIMIT: u8 = segfw_limits::SEGFW_ND_HOP_LIMIT.0 as u8;
 const PULL_LEN: usize = 256;
 
 /// What the datapath answers for a packet: pass, reason, rule id (None
@@ -89,7 +90,7 @@ impl ModelPolicy {
             return Verdict::only(R::SEGFW_PASS_NO_POLICY);
         };
         let src = IpAddr::V6(Ipv6Addr::from(pkt.src));
-        if pkt.hop_limit == 255 && self.ra_sources.iter().any(|p| p.contains(src)) {
+        if pkt.hop_limit == ND_HOP_LIMIT && self.ra_sources.iter().any(|p| p.contains(src)) {
             return Verdict::only(R::SEGFW_PASS_ND);
         }
         if config_flags & segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8 != 0 {
