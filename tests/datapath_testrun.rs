@@ -1059,6 +1059,44 @@ fn explain_has_no_side_effects_and_agrees_with_real_runs() {
     }
     let (_, ex) = h.explain(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, ACK).build());
     assert!(ex.ct_hit, "explain sees the tracked flow");
+    let (_, ex) = h.explain(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK).build());
+    assert!(ex.ct_hit && ex.pass, "and its reply, as an egress packet");
+}
+
+/// The attached programs never read cb: a packet carrying the magic words
+/// that switched explain mode on before ABI 3 (cb[0..1]), as a tc program
+/// ahead of segfw could leave them, is decided, tracked and counted like
+/// any other.
+#[test]
+fn attached_programs_ignore_the_old_explain_magic() {
+    let Some(h) = harness() else { return };
+    const OLD_MAGIC: [u32; 5] = [0x5e6f_7701, 0x0e79_1a1e, 0, 0, 0];
+    h.flush_conntrack();
+    let syn = Pkt::tcp(WEB, 40000, DB, 5432, SYN).build();
+    let (allowed, packets) = (
+        h.reason_count(R::SEGFW_PASS_ALLOWED),
+        h.rule_packets(WEB_TO_DB),
+    );
+    assert_eq!(h.run_with_cb(INGRESS, &syn, OLD_MAGIC), PASS);
+    assert_eq!(
+        h.reason_count(R::SEGFW_PASS_ALLOWED),
+        allowed + 1,
+        "counted"
+    );
+    assert_eq!(
+        h.rule_packets(WEB_TO_DB),
+        packets + 1,
+        "counted for its rule"
+    );
+    assert_eq!(h.conntrack_len(), 1, "and tracked");
+    let denied = h.reason_count(R::SEGFW_DROP_POLICY);
+    let deny = Pkt::tcp(WEB, 40000, DB, 6050, SYN).build();
+    assert_eq!(h.run_with_cb(INGRESS, &deny, OLD_MAGIC), DROP);
+    assert_eq!(
+        h.reason_count(R::SEGFW_DROP_POLICY),
+        denied + 1,
+        "a deny is counted"
+    );
 }
 
 #[test]
