@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* segfw_shared.h: every type and constant that crosses the kernel/user boundary.
+/* segfw_shared.h: every type and constant that crosses the kernel/user
+ * boundary, and the only place they are defined: map keys and values,
+ * reasons, actions, conntrack states, event records, the explain program's
+ * cb words. The C side includes it; the Rust side gets the same types from
+ * the libbpf-cargo skeleton (`segfw::skel::types`) through BTF, which is
+ * why constants are enum values ("BTF, CO-RE, and the libbpf-cargo
+ * skeleton" in docs/CONCEPTS.md).
  *
  * Pinned maps are an ABI: never reorder fields, keep explicit padding, retire
  * fields as reservedN, and bump SEGFW_ABI_VERSION when a layout changes or a
