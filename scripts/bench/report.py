@@ -312,12 +312,20 @@ load times vary by a third from run to run):
 Taking explain out of the attached programs took a quarter of their verified instructions
 (and 13% of their code, 1,719 to 1,502 instructions for ingress): where `cb` decided explain,
 the verifier walked the paths that differ once with it on and once with it off. The explain
-program, without side effects, verifies in about half as many. Per packet, the same change
-measured (bench_datapath, interleaved runs of the old and new build, ns per packet, IPv4, 10 /
-100k rules): established 62-67 / 61-64 before and 63-64 / 62-64 after, with the empty program at
-24-27 in both; new flow 1020-1093 / 1333-1483 before and 983-1031 / 1279-1470 after. Both within
-the noise of this machine: the two loads and compares of `cb` that each packet no longer does
-are below what it resolves."""
+program, without side effects, verifies in about half as many.
+
+Per packet (bench_datapath, IPv4, ns per packet; six runs of the old build and four of the new,
+interleaved, on this shared machine; one old run fell in a quiet minute, in parentheses):
+
+| | empty program | established, 10 / 100k rules | established / empty | new flow, 10 / 100k rules |
+|---|---:|---:|---:|---:|
+| 00ed081, explain by `cb` | 25, 27, 25, 27, 27 (20) | 62-71 / 62-75 (43 / 43) | 2.48-2.63x (2.15x) | 1020-1175 / 1333-1532 (686 / 938) |
+| explain its own program | 24, 25, 25, 24 | 64-68 / 62-71 | 2.56-2.75x | 983-1123 / 1279-1649 |
+
+The established path costs the same nanoseconds (it lost two loads and compares of `cb` and a
+branch); the ratio moved up because the empty program, the same object in both
+builds, measured 1-3 ns faster in the new build's runs, which is this machine's run-to-run
+noise at that scale. New flows are within noise too."""
 
 
 def render(s, datapath_text, charts_rel, conntrack_text=None, apply_text=None, profile_text=None,
