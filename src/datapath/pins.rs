@@ -154,7 +154,7 @@ impl PinDir {
         }
     }
 
-    /// Fails with NotInstalled unless both programs are pinned (and with
+    /// Fails with NotInstalled unless both attached programs are pinned (and with
     /// PermissionDenied when this process may not tell).
     pub fn require_installed(&self) -> Result<()> {
         if self.is_installed()? {
