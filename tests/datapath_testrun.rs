@@ -1063,6 +1063,34 @@ fn explain_has_no_side_effects_and_agrees_with_real_runs() {
     assert!(ex.ct_hit && ex.pass, "and its reply, as an egress packet");
 }
 
+/// The explain program answers only for a direction it knows: any other
+/// value in cb gets a drop and leaves the answer words as they were.
+#[test]
+fn explain_of_an_unknown_direction_gives_no_answer() {
+    use segfw::skel::types::{__sk_buff, segfw_explain_cb as Cb};
+    let Some(h) = harness() else { return };
+    let word = |w: Cb| std::mem::offset_of!(__sk_buff, cb) + 4 * w.0 as usize;
+    let mut ctx_in = vec![0u8; std::mem::size_of::<__sk_buff>()];
+    let mut ctx_out = ctx_in.clone();
+    ctx_in[word(Cb::SEGFW_EXPLAIN_CB_DIR)..][..4].copy_from_slice(&7u32.to_ne_bytes());
+    ctx_in[word(Cb::SEGFW_EXPLAIN_CB_VERDICT)..][..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+    let syn = Pkt::tcp(WEB, 40000, DB, 5432, SYN).build();
+    let out = h
+        .skel
+        .progs
+        .segfw_explain
+        .test_run(libbpf_rs::ProgramInput {
+            data_in: Some(&syn),
+            context_in: Some(&mut ctx_in),
+            context_out: Some(&mut ctx_out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN of the explain program");
+    assert_eq!(out.return_value, DROP);
+    let verdict = &ctx_out[word(Cb::SEGFW_EXPLAIN_CB_VERDICT)..][..4];
+    assert_eq!(verdict, u32::MAX.to_ne_bytes(), "no answer written");
+}
+
 /// The attached programs never read cb: a packet carrying the magic words
 /// that switched explain mode on before ABI 3 (cb[0..1]), as a tc program
 /// ahead of segfw could leave them, is decided, tracked and counted like
