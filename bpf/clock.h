@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* clock.h: the datapath's clock, CLOCK_MONOTONIC_COARSE (what userspace
- * reads for ages), cached per CPU. The coarse clock only moves at a tick,
- * so its value is read again only when jiffies (which the verifier inlines
- * to a load) has moved: a helper call and the timekeeper's cache line cost
- * a tracked packet ~60 ns under load, the cached copy a few. */
+/* clock.h: the one clock read of a packet, for conntrack and fragment ages
+ * and event times (segfw.bpf.c reads it once, after the flow cache missed).
+ * It is CLOCK_MONOTONIC_COARSE (what userspace reads for ages), cached per
+ * CPU. The coarse clock only moves at a tick, so its value is read again
+ * only when jiffies (which the verifier inlines to a load) has moved: a
+ * helper call and the timekeeper's cache line cost a tracked packet ~60 ns
+ * under load, the cached copy a few. */
 #ifndef SEGFW_CLOCK_H
 #define SEGFW_CLOCK_H
 

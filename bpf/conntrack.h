@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* conntrack.h: normalized flow keys, the TCP state machine, timeouts. */
+/* conntrack.h: the connection tracker, the step after parsing. A flow has
+ * one key for both directions (the two endpoints in a fixed order), so a
+ * reply finds the entry its first packet made; a found, unexpired entry
+ * passes the packet without a policy lookup. Also here: the TCP state
+ * machine that moves an entry through SYN, established and closing, the
+ * per-state timeouts, and the per-CPU flow cache that lets the next packet
+ * of an established flow skip the conntrack lookup. The map itself is in
+ * maps.h; docs/ARCHITECTURE.md follows a SYN and its SYN-ACK through it. */
 #ifndef SEGFW_CONNTRACK_H
 #define SEGFW_CONNTRACK_H
 

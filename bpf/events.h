@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* events.h: verdict events to the ring buffer, rate-limited per CPU, and
- * the per-rule and per-reason counters. */
+/* events.h: what the last step of a packet leaves for userspace. Counters:
+ * per-CPU arrays indexed by rule id and by reason, which `segfw stats`
+ * sums over CPUs (no atomics needed: each CPU writes its own copy). Events:
+ * deny, audit and log records reserved in and submitted to the ring buffer
+ * that `segfw events` reads, at most a budget per CPU and second so that a
+ * flood cannot starve userspace. See "Maps" (per-CPU) and "Ring buffer" in
+ * docs/CONCEPTS.md. */
 #ifndef SEGFW_EVENTS_H
 #define SEGFW_EVENTS_H
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* frag.h: IP fragments. Only a first fragment carries the L4 header, so an
- * allowed first fragment leaves its ports (keyed by src, dst, proto and IP
- * id) for the fragments after it, for SEGFW_FRAG_TIMEOUT_S (Linux's
- * ipfrag_time). A denied first fragment leaves nothing, and a live memory is
+/* frag.h: IP fragments, between parsing and the policy decision. Only a
+ * first fragment carries the L4 header (ports, ICMP type), so an allowed
+ * first fragment leaves its ports (keyed by src, dst, proto and IP id) for
+ * the fragments after it, for SEGFW_FRAG_TIMEOUT_S (Linux's ipfrag_time). A denied first fragment leaves nothing, and a live memory is
  * never replaced by a later first fragment with the same key: a spoofed one
  * cannot take over a real datagram.
  *

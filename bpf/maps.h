@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* maps.h: every map of the datapath. Userspace pins them under maps/<name>. */
+/* maps.h: every map of the datapath, in one place. A map is the kernel's
+ * key/value store shared by the programs and userspace: here the policy
+ * (two LPM-trie sets, A and B, and the outer map that selects one), the
+ * runtime settings, conntrack, fragment memory, the counters, the event
+ * ring buffer and records only userspace reads. Their key and value types
+ * are in segfw_shared.h. All three programs of segfw.bpf.c (ingress,
+ * egress, explain) share them; userspace pins them under maps/<name>, so
+ * they outlive the process. See "Maps", "LPM trie" and "Pinning" in
+ * docs/CONCEPTS.md, and docs/maps.svg. */
 #ifndef SEGFW_MAPS_H
 #define SEGFW_MAPS_H
 

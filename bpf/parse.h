@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* parse.h: Ethernet/VLAN, IPv4 (options, fragments), IPv6 (extension
- * headers), TCP/UDP/SCTP/ICMP/ICMPv6 into a struct packet, bounds-checked. */
+/* parse.h: the first step of every packet. It reads the headers
+ * (Ethernet and up to two VLAN tags, IPv4 with options and fragments, IPv6
+ * with its extension headers, then TCP, UDP, SCTP, ICMP or ICMPv6) into a
+ * struct packet, which every later step (conntrack.h, policy.h, frag.h)
+ * works from; it never looks at the packet again. A malformed packet gets a
+ * drop reason here. Every read is preceded by a `(ptr + 1) > data_end`
+ * check, which the verifier demands, and reads only the skb's linear area:
+ * see "The verifier" and "The skb, its linear area" in docs/CONCEPTS.md.
+ * segfw.bpf.c calls it through parse_packet, a global function. */
 #ifndef SEGFW_PARSE_H
 #define SEGFW_PARSE_H
 
@@ -239,6 +246,22 @@ static __always_inline int parse_icmp6_inner(void *inner, void *data_end, struct
 	return parse_inner_ports(ip6 + 1, data_end, ip6->nexthdr, pkt);
 }
 
+/* TCP, UDP and SCTP all open with the source and destination port: the
+ * ports of a header of hdr_len bytes (a constant, once inlined), which must
+ * lie in the linear area and in the IP datagram. */
+static __always_inline int l4_ports(struct packet *pkt, void *l4, __u32 hdr_len, void *data_end,
+				    void *l3_end, int short_reason)
+{
+	__be16 *ports = l4;
+
+	if (l4 + hdr_len > data_end || l4 + hdr_len > l3_end)
+		return short_reason;
+	pkt->sport = ports[0];
+	pkt->dport = ports[1];
+	pkt->policy_port = ports[1];
+	return SEGFW_REASON_NONE;
+}
+
 /* L4 header at l4_off: ports, TCP flags, ICMP type. */
 static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
 {
@@ -255,41 +278,24 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *pkt)
 	switch (pkt->proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *tcp = l4;
+		int reason = l4_ports(pkt, l4, sizeof(struct tcphdr), data_end, l3_end, short_reason);
 		__u32 doff;
 
-		if ((void *)(tcp + 1) > data_end || (void *)(tcp + 1) > l3_end)
-			return short_reason;
+		if (reason)
+			return reason;
 		doff = tcp->doff * 4;
 		if (doff < sizeof(*tcp) || l4 + doff > l3_end)
 			return SEGFW_DROP_TCP_DOFF;
 		pkt->tcp_flags = ((__u8 *)tcp)[13];
 		if (!tcp_flags_valid(pkt->tcp_flags))
 			return SEGFW_DROP_TCP_FLAGS;
-		pkt->sport = tcp->source;
-		pkt->dport = tcp->dest;
-		pkt->policy_port = tcp->dest;
 		return SEGFW_REASON_NONE;
 	}
-	case IPPROTO_UDP: {
-		struct udphdr *udp = l4;
-
-		if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > l3_end)
-			return short_reason;
-		pkt->sport = udp->source;
-		pkt->dport = udp->dest;
-		pkt->policy_port = udp->dest;
-		return SEGFW_REASON_NONE;
-	}
-	case IPPROTO_SCTP_: {
-		struct sctp_common *sctp = l4;
-
-		if ((void *)(sctp + 1) > data_end || (void *)(sctp + 1) > l3_end)
-			return short_reason;
-		pkt->sport = sctp->sport;
-		pkt->dport = sctp->dport;
-		pkt->policy_port = sctp->dport;
-		return SEGFW_REASON_NONE;
-	}
+	case IPPROTO_UDP:
+		return l4_ports(pkt, l4, sizeof(struct udphdr), data_end, l3_end, short_reason);
+	case IPPROTO_SCTP_:
+		return l4_ports(pkt, l4, sizeof(struct sctp_common), data_end, l3_end,
+				short_reason);
 	case IPPROTO_ICMP: {
 		struct icmp_hdr *icmp = l4;
 

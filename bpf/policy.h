@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* policy.h: the verdict for a new flow, in a constant number of trie
- * lookups: two for the segments, at most eight for the rules. */
+/* policy.h: the decision for a packet conntrack does not know (and for a
+ * tracked flow whose policy changed since). Each address is looked up in
+ * the active set's LPM trie to find its segment, then (source segment,
+ * destination segment, protocol, port) to find the rule: a constant number
+ * of trie lookups, two for the segments, at most eight for the rules, so
+ * the cost does not grow with the policy. The keys are built by
+ * src/policy/image.rs; "LPM trie and prefixlen" in docs/CONCEPTS.md explains
+ * how a prefix length selects the bits that must match. */
 #ifndef SEGFW_POLICY_H
 #define SEGFW_POLICY_H
 

@@ -28,10 +28,10 @@ struct verdict {
 	__u8 has_rule; /* the packet is accounted to rule_id */
 };
 
-static __always_inline int is_explain(const struct __sk_buff *skb)
-{
-	return skb->cb[0] == SEGFW_EXPLAIN_MAGIC0 && skb->cb[1] == SEGFW_EXPLAIN_MAGIC1;
-}
+/* Every function of the pipeline takes `explain` and is inlined into the
+ * entry point, which passes a constant: clang folds each `if (explain)`
+ * away, so the attached programs carry no explain code at all and the
+ * explain program none of the side effects. */
 
 /* Ends the pipeline: counts (or, for explain, reports through cb) and
  * turns the reason into the return code. */
@@ -40,9 +40,9 @@ static __always_inline int finish(struct __sk_buff *skb, int explain, struct ver
 	int pass = v.reason < SEGFW_REASON_FIRST_DROP;
 
 	if (explain) {
-		skb->cb[2] = pass | (v.reason << 8);
-		skb->cb[3] = v.has_rule ? v.rule_id : 0xffffffff;
-		skb->cb[4] = v.ct_hit;
+		skb->cb[SEGFW_EXPLAIN_CB_VERDICT] = pass | (v.reason << 8);
+		skb->cb[SEGFW_EXPLAIN_CB_RULE] = v.has_rule ? v.rule_id : SEGFW_EXPLAIN_NO_RULE;
+		skb->cb[SEGFW_EXPLAIN_CB_CT_HIT] = v.ct_hit;
 	} else {
 		count_reason(v.reason);
 		if (v.has_rule)
@@ -245,9 +245,10 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct packet *p
 
 /* Neighbour discovery: solicitations and neighbour advertisements pass;
  * router advertisements and redirects as router_msg_reason decides, their
- * refusals reported like a deny. Rare, so kept out of process's hot code. */
-static __noinline int nd_verdict(struct __sk_buff *skb, const struct packet *pkt, __u8 dir,
-				 int explain)
+ * refusals reported like a deny. Rare, so kept out of process's hot code by
+ * the two wrappers below, one per value of explain. */
+static __always_inline int nd_verdict(struct __sk_buff *skb, const struct packet *pkt, __u8 dir,
+				      const int explain)
 {
 	struct segfw_runtime *rt;
 	__u32 zero = 0;
@@ -263,6 +264,16 @@ static __noinline int nd_verdict(struct __sk_buff *skb, const struct packet *pkt
 			   SEGFW_RULE_DEFAULT, SEGFW_DROP_ROUTER_MSG,
 			   reason == SEGFW_PASS_AUDIT ? SEGFW_ACTION_ALLOW : SEGFW_ACTION_DENY);
 	return verdict_only(skb, explain, reason);
+}
+
+static __noinline int nd_enforce(struct __sk_buff *skb, const struct packet *pkt, __u8 dir)
+{
+	return nd_verdict(skb, pkt, dir, 0);
+}
+
+static __noinline int nd_explain(struct __sk_buff *skb, const struct packet *pkt, __u8 dir)
+{
+	return nd_verdict(skb, pkt, dir, 1);
 }
 
 /* L2, L3 and (but for a later fragment) L4 headers into pkt, reading only
@@ -304,9 +315,9 @@ static __always_inline int parse_pulled(struct __sk_buff *skb, struct packet *pk
 	return parse_packet(skb, pkt);
 }
 
-static __always_inline int process(struct __sk_buff *skb, __u8 dir)
+/* The whole pipeline. `explain` is a constant of each entry point. */
+static __always_inline int process(struct __sk_buff *skb, __u8 dir, const int explain)
 {
-	int explain = is_explain(skb);
 	struct packet pkt = {};
 	struct segfw_runtime *rt;
 	struct segfw_ct_key key;
@@ -328,7 +339,7 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 			return verdict_only(skb, explain, reason);
 	}
 	if (pkt.is_nd)
-		return nd_verdict(skb, &pkt, dir, explain);
+		return explain ? nd_explain(skb, &pkt, dir) : nd_enforce(skb, &pkt, dir);
 
 	rt = bpf_map_lookup_elem(&runtime, &zero);
 	if (!rt)
@@ -368,13 +379,31 @@ static __always_inline int process(struct __sk_buff *skb, __u8 dir)
 SEC("tcx/ingress")
 int segfw_ingress(struct __sk_buff *skb)
 {
-	return process(skb, SEGFW_DIR_INGRESS);
+	return process(skb, SEGFW_DIR_INGRESS, 0);
 }
 
 SEC("tcx/egress")
 int segfw_egress(struct __sk_buff *skb)
 {
-	return process(skb, SEGFW_DIR_EGRESS);
+	return process(skb, SEGFW_DIR_EGRESS, 0);
+}
+
+/* progs/explain: never attached, only run by BPF_PROG_TEST_RUN (`segfw
+ * explain`, the tests). It decides like the attached programs, from the
+ * same maps, but changes nothing: no conntrack entry, flow cache, fragment
+ * memory, counter or event. The direction to decide for comes in cb (only
+ * this program reads cb; the attached ones never do, so nothing ahead of
+ * segfw on a hook can change what they do), the answer goes back there. A
+ * direction other than ingress or egress gets no answer. */
+SEC("tc")
+int segfw_explain(struct __sk_buff *skb)
+{
+	__u32 dir = skb->cb[SEGFW_EXPLAIN_CB_DIR];
+
+	/* one copy of the pipeline for both directions: here dir is data */
+	if (dir != SEGFW_DIR_INGRESS && dir != SEGFW_DIR_EGRESS)
+		return SEGFW_RET_DROP;
+	return process(skb, dir, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* segfw_shared.h: every type and constant that crosses the kernel/user boundary.
+/* segfw_shared.h: every type and constant that crosses the kernel/user
+ * boundary, and the only place they are defined: map keys and values,
+ * reasons, actions, conntrack states, event records, the explain program's
+ * cb words. The C side includes it; the Rust side gets the same types from
+ * the libbpf-cargo skeleton (`segfw::skel::types`) through BTF, which is
+ * why constants are enum values ("BTF, CO-RE, and the libbpf-cargo
+ * skeleton" in docs/CONCEPTS.md).
  *
  * Pinned maps are an ABI: never reorder fields, keep explicit padding, retire
  * fields as reservedN, and bump SEGFW_ABI_VERSION when a layout changes or a
@@ -14,7 +20,7 @@
 
 /* Constants are enum values so that they reach BTF and the Rust skeleton. */
 enum segfw_limits {
-	SEGFW_ABI_VERSION = 2, /* 2: link_records, daemon_record */
+	SEGFW_ABI_VERSION = 3, /* 2: link_records, daemon_record; 3: progs/explain */
 	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
 	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
 	SEGFW_MAX_RULES = 131072,
@@ -377,12 +383,18 @@ struct segfw_daemon_record {
 	char ifaces[SEGFW_DAEMON_MAX_IFACES][SEGFW_IFNAMSIZ];
 };
 
-/* explain: a BPF_PROG_TEST_RUN packet whose __sk_buff cb[0..1] carry these
- * magics is evaluated with no side effects; the program returns the
- * answer in cb[2..4] (verdict/reason, rule id, conntrack hit). */
-enum segfw_explain {
-	SEGFW_EXPLAIN_MAGIC0 = 0x5e6f7701,
-	SEGFW_EXPLAIN_MAGIC1 = 0x0e791a1e,
+/* explain: progs/explain, run only by BPF_PROG_TEST_RUN, reads and writes
+ * these words of the __sk_buff cb. In: the direction to decide for (enum
+ * segfw_direction). Out: pass | reason << 8, the rule id
+ * (SEGFW_EXPLAIN_NO_RULE: none) and 1 if conntrack held the flow. A
+ * direction out of range gets no answer: the words stay as they were. The
+ * attached programs never read cb. */
+enum segfw_explain_cb {
+	SEGFW_EXPLAIN_CB_DIR = 0,
+	SEGFW_EXPLAIN_CB_VERDICT = 1,
+	SEGFW_EXPLAIN_CB_RULE = 2,
+	SEGFW_EXPLAIN_CB_CT_HIT = 3,
+	SEGFW_EXPLAIN_NO_RULE = 0xffffffff,
 };
 
 /* Every enum above, so that each reaches BTF (and the Rust skeleton) even
@@ -400,7 +412,7 @@ struct segfw_btf_anchor {
 	enum segfw_reason reason;
 	enum segfw_direction direction;
 	enum segfw_event_kind event_kind;
-	enum segfw_explain explain;
+	enum segfw_explain_cb explain_cb;
 	enum segfw_meta_config meta_config;
 	enum segfw_record_limits record_limits;
 	enum segfw_link_flags link_flags;

@@ -2,8 +2,9 @@
 //! model (testrun_support/model.rs): valid frames of every kind from the
 //! packet builder, mutated (bytes flipped, truncated, lengths, IHL, flags,
 //! ethertypes, next headers, VLAN tags changed), run through the loaded
-//! programs in explain mode (no side effects: conntrack stays empty, so
-//! the model stays stateless), comparing (pass, reason, rule id).
+//! explain program as an ingress or egress packet (no side effects:
+//! conntrack stays empty, so the model stays stateless), comparing (pass,
+//! reason, rule id).
 //!
 //! Reproducible: `SEGFW_FUZZ_SEED=N` picks the seed (printed on every run
 //! and on a mismatch, with the frame in hex), `SEGFW_FUZZ_CASES=N` the
@@ -388,7 +389,7 @@ fn run_phase(h: &mut Harness, src: &str, name: &str, seed: u64, cases: u64, tall
         let got = match h.try_explain(ingress, &frame) {
             Ok((rc, e)) => {
                 let want_rc = if e.pass { PASS } else { DROP };
-                assert_eq!(rc, want_rc, "return code disagrees with cb[2]");
+                assert_eq!(rc, want_rc, "return code disagrees with the explain answer");
                 assert!(!e.ct_hit, "conntrack hit in a stateless run");
                 Verdict {
                     pass: e.pass,

@@ -980,6 +980,74 @@ fn explain_has_no_side_effects_and_agrees_with_real_runs() {
     }
     let (_, ex) = h.explain(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, ACK).build());
     assert!(ex.ct_hit, "explain sees the tracked flow");
+    let (_, ex) = h.explain(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, SYN | ACK).build());
+    assert!(ex.ct_hit && ex.pass, "and its reply, as an egress packet");
+}
+
+/// The explain program answers only for a direction it knows: any other
+/// value in cb gets a drop and leaves the answer words as they were.
+#[test]
+#[ignore = "needs root: loads the datapath and runs crafted packets through it with BPF_PROG_TEST_RUN"]
+fn explain_of_an_unknown_direction_gives_no_answer() {
+    use segfw::skel::types::{__sk_buff, segfw_explain_cb as Cb};
+    let h = harness();
+    let word = |w: Cb| std::mem::offset_of!(__sk_buff, cb) + 4 * w.0 as usize;
+    let mut ctx_in = vec![0u8; std::mem::size_of::<__sk_buff>()];
+    let mut ctx_out = ctx_in.clone();
+    ctx_in[word(Cb::SEGFW_EXPLAIN_CB_DIR)..][..4].copy_from_slice(&7u32.to_ne_bytes());
+    ctx_in[word(Cb::SEGFW_EXPLAIN_CB_VERDICT)..][..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+    let syn = Pkt::tcp(WEB, 40000, DB, 5432, SYN).build();
+    let out = h
+        .skel
+        .progs
+        .segfw_explain
+        .test_run(libbpf_rs::ProgramInput {
+            data_in: Some(&syn),
+            context_in: Some(&mut ctx_in),
+            context_out: Some(&mut ctx_out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN of the explain program");
+    assert_eq!(out.return_value, DROP);
+    let verdict = &ctx_out[word(Cb::SEGFW_EXPLAIN_CB_VERDICT)..][..4];
+    assert_eq!(verdict, u32::MAX.to_ne_bytes(), "no answer written");
+}
+
+/// The attached programs never read cb: a packet carrying the magic words
+/// that switched explain mode on before ABI 3 (cb[0..1]), as a tc program
+/// ahead of segfw could leave them, is decided, tracked and counted like
+/// any other.
+#[test]
+#[ignore = "needs root: loads the datapath and runs crafted packets through it with BPF_PROG_TEST_RUN"]
+fn attached_programs_ignore_the_old_explain_magic() {
+    let h = harness();
+    const OLD_MAGIC: [u32; 5] = [0x5e6f_7701, 0x0e79_1a1e, 0, 0, 0];
+    h.flush_conntrack();
+    let syn = Pkt::tcp(WEB, 40000, DB, 5432, SYN).build();
+    let (allowed, packets) = (
+        h.reason_count(R::SEGFW_PASS_ALLOWED),
+        h.rule_packets(WEB_TO_DB),
+    );
+    assert_eq!(h.run_with_cb(INGRESS, &syn, OLD_MAGIC), PASS);
+    assert_eq!(
+        h.reason_count(R::SEGFW_PASS_ALLOWED),
+        allowed + 1,
+        "counted"
+    );
+    assert_eq!(
+        h.rule_packets(WEB_TO_DB),
+        packets + 1,
+        "counted for its rule"
+    );
+    assert_eq!(h.conntrack_len(), 1, "and tracked");
+    let denied = h.reason_count(R::SEGFW_DROP_POLICY);
+    let deny = Pkt::tcp(WEB, 40000, DB, 6050, SYN).build();
+    assert_eq!(h.run_with_cb(INGRESS, &deny, OLD_MAGIC), DROP);
+    assert_eq!(
+        h.reason_count(R::SEGFW_DROP_POLICY),
+        denied + 1,
+        "a deny is counted"
+    );
 }
 
 #[test]

@@ -620,6 +620,32 @@ fn explain_agrees_with_real_traffic_and_changes_nothing() {
         counters_before,
         "explain must not count packets"
     );
+
+    // Without progs/explain (removed by hand), explain says what to do;
+    // status shows it; the attached programs go on enforcing.
+    let explain_pin = lab.pin_dir.join("progs/explain");
+    let id = lab.status()["programs"]["explain"].as_u64();
+    assert!(id.is_some(), "status names the explain program's id");
+    std::fs::remove_file(&explain_pin).expect("remove progs/explain");
+    let dst = at(&s4, PORT_OPEN);
+    let out = lab.segfw(&["explain", "--src", &c4, "--dst", &dst, "--proto", "tcp"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "explain without its program: {stderr}"
+    );
+    assert!(
+        stderr.contains(&explain_pin.display().to_string()) && stderr.contains("segfw uninstall"),
+        "the error names the missing pin and what to do: {stderr}"
+    );
+    assert_eq!(lab.status()["programs"]["explain"], Value::Null);
+    assert!(
+        lab.segfw_ok(&["status"]).contains("explain missing"),
+        "status text says the explain program is missing"
+    );
+    assert!(lab.tcp_connects(&b, &s4, PORT_OPEN), "still allowed");
+    assert!(!lab.tcp_connects(&b, &s4, PORT_CLOSED), "still denied");
 }
 
 #[test]

@@ -44,12 +44,16 @@ step() {
 ./scripts/bench/deps.sh
 $CARGO build --release --locked --bin segfw \
     --example attach_empty --example crr --example udp_flows --example bench_datapath \
-    --example bench_conntrack
+    --example bench_conntrack --example verifier_stats
 mkdir -p "$RUN"
 
 echo "== per packet: cargo run --release --example bench_datapath"
 step $CARGO run --release --locked --quiet --example bench_datapath > "$RUN/datapath.txt"
 cat "$RUN/datapath.txt"
+
+echo "== verifier and load time: cargo run --release --example verifier_stats"
+step $CARGO run --release --locked --quiet --example verifier_stats > "$RUN/verifier.txt"
+cat "$RUN/verifier.txt"
 
 echo "== conntrack scale: cargo run --release --example bench_conntrack"
 step $CARGO run --release --locked --quiet --example bench_conntrack > "$RUN/conntrack.txt"
@@ -73,7 +77,8 @@ step scripts/bench/profile.sh "$BIN" "$RUN/rules" "$N_TOP" > "$RUN/profile.txt"
 cat "$RUN/profile.txt"
 
 echo "== report"
-cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/conntrack.txt" "$RUN/apply.txt" "$RUN/profile.txt" "$RESULTS/"
+cp "$RUN/summary.json" "$RUN/datapath.txt" "$RUN/verifier.txt" "$RUN/conntrack.txt" "$RUN/apply.txt" \
+    "$RUN/profile.txt" "$RESULTS/"
 "$PY" scripts/bench/report.py --summary "$RESULTS/summary.json" --datapath "$RESULTS/datapath.txt" \
-    --conntrack "$RESULTS/conntrack.txt" --apply "$RESULTS/apply.txt" --profile "$RESULTS/profile.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
+    --verifier "$RESULTS/verifier.txt" --conntrack "$RESULTS/conntrack.txt" --apply "$RESULTS/apply.txt" --profile "$RESULTS/profile.txt" --charts-dir "$RESULTS" --out BENCHMARKS.md
 echo "bench: raw data in $RUN; BENCHMARKS.md updated"

@@ -23,7 +23,7 @@ pub struct Args {
     /// tcp, udp, icmp, icmpv6, sctp, or a protocol number 0-255.
     #[arg(long, value_name = "P")]
     pub proto: String,
-    /// Which program decides: the one on ingress or on egress.
+    /// Decide as the ingress or the egress program would.
     #[arg(long, value_name = "ingress|egress", default_value = "ingress")]
     pub dir: Direction,
     /// ICMP type for icmp/icmpv6, by name or number (default echo-request).
@@ -40,7 +40,7 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let pins = installed(pin_dir)?;
     let answer = explain(&pins, &probe).with_context(|| {
         format!(
-            "explain with the {} program of the segfw instance in {}",
+            "explain an {} packet with the explain program of the segfw instance in {}",
             probe.direction,
             pin_dir.display()
         )

@@ -45,7 +45,17 @@ fn print_text(s: &Status) {
         println!("network namespace: {ns}");
     }
     if let Some(p) = &s.programs {
-        println!("programs: ingress id {}, egress id {}", p.ingress, p.egress);
+        match p.explain {
+            Some(explain) => println!(
+                "programs: ingress id {}, egress id {}, explain id {explain}",
+                p.ingress, p.egress
+            ),
+            None => println!(
+                "programs: ingress id {}, egress id {}, explain missing (`segfw explain` cannot \
+                 run; `segfw uninstall` and a new attach pin it again)",
+                p.ingress, p.egress
+            ),
+        }
     }
     if let Some(d) = &s.daemon {
         print_daemon(d);

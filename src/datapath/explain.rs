@@ -1,10 +1,12 @@
-//! `explain`: runs a synthetic packet through the LOADED program with
-//! BPF_PROG_TEST_RUN in explain mode (__sk_buff cb[0..1] = the magics of
-//! bpf/segfw_shared.h). The program then decides as for a real packet but
-//! changes nothing (no conntrack entry, counter or event) and answers in
-//! cb[2] = pass | reason << 8, cb[3] = rule id (u32::MAX: none), cb[4] =
-//! conntrack hit.
-use std::mem::size_of;
+//! `explain`: runs a synthetic packet with BPF_PROG_TEST_RUN through the
+//! LOADED explain program (progs/explain), which the attached programs were
+//! loaded with and whose maps it shares. It decides as they do for a real
+//! packet but changes nothing (no conntrack entry, counter or event). The
+//! direction goes in, and the answer comes back, in words of the
+//! __sk_buff's cb (enum segfw_explain_cb of bpf/segfw_shared.h): the answer
+//! belongs to this one call, so concurrent explains cannot mix theirs up, as
+//! they could through a shared map.
+use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -18,10 +20,7 @@ use super::names::reason_name;
 use super::pins::PinDir;
 use super::{DatapathError, Direction};
 use crate::policy::model::proto;
-use crate::skel::types::{__sk_buff, segfw_explain};
-
-/// offsetof(struct __sk_buff, cb): the five cb words start here.
-const CB_OFFSET: usize = 48;
+use crate::skel::types::{__sk_buff, segfw_direction, segfw_explain_cb};
 /// Source port of a probe when --src names none: an ephemeral port.
 pub const DEFAULT_SPORT: u16 = 40000;
 /// Echo id of ICMP echo probes.
@@ -66,6 +65,17 @@ pub enum ExplainError {
     TestRun {
         path: std::path::PathBuf,
         source: std::io::Error,
+    },
+    #[error(
+        "{} is missing (removed by hand?): the attached programs keep enforcing, but explain \
+         needs it; run `segfw uninstall`, then attach again",
+        .path.display()
+    )]
+    ProgramMissing { path: std::path::PathBuf },
+    #[error("{} gave no answer for the {direction} probe", .path.display())]
+    NoAnswer {
+        path: std::path::PathBuf,
+        direction: Direction,
     },
 }
 
@@ -291,28 +301,42 @@ pub struct Explanation {
     pub icmp_type: Option<u8>,
 }
 
-/// Runs `probe` through the pinned program of its direction in explain mode.
+/// The id of the pinned explain program; None if its pin is gone.
+pub fn pinned_explain_id(pins: &PinDir) -> Result<Option<u32>, DatapathError> {
+    let path = pins.explain_prog();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let prog = ProgramHandle::from_pinned_path(&path)
+        .map_err(|source| DatapathError::open_pinned(path, source))?;
+    Ok(Some(prog.id()))
+}
+
+/// Runs `probe` through the pinned explain program, in the probe's direction.
 pub fn explain(pins: &PinDir, probe: &Probe) -> Result<Explanation, ExplainError> {
-    pins.require_installed()?;
-    let path = pins.prog(probe.direction);
-    let prog =
-        ProgramHandle::from_pinned_path(&path).map_err(|source| DatapathError::OpenPinned {
-            path: path.clone(),
-            source,
-        })?;
+    super::abi::require_compatible(pins)?;
+    let path = pins.explain_prog();
+    if !path.exists() {
+        return Err(ExplainError::ProgramMissing { path });
+    }
+    let prog = ProgramHandle::from_pinned_path(&path)
+        .map_err(|source| DatapathError::open_pinned(path.clone(), source))?;
     let maps = Maps::open(pins)?;
     let generation = maps.runtime()?.generation;
 
-    let mut ctx_in = vec![0u8; size_of::<__sk_buff>()];
-    put_cb(&mut ctx_in, 0, segfw_explain::SEGFW_EXPLAIN_MAGIC0.0);
-    put_cb(&mut ctx_in, 1, segfw_explain::SEGFW_EXPLAIN_MAGIC1.0);
-    let mut ctx = vec![0u8; ctx_in.len()];
-    test_run(&prog, &probe.frame(), &ctx_in, &mut ctx)
-        .map_err(|source| ExplainError::TestRun { path, source })?;
-
-    let answer = cb(&ctx, 2);
+    let ctx = run_explain(&prog, &probe.frame(), probe.direction)
+        .map_err(|source| ExplainError::TestRun {
+            path: path.clone(),
+            source,
+        })?
+        .1
+        .ok_or(ExplainError::NoAnswer {
+            path,
+            direction: probe.direction,
+        })?;
+    let answer = ctx.verdict;
     let reason_code = answer >> 8;
-    let rule_id = Some(cb(&ctx, 3)).filter(|id| *id != u32::MAX);
+    let rule_id = Some(ctx.rule).filter(|id| *id != segfw_explain_cb::SEGFW_EXPLAIN_NO_RULE.0);
     let rule = match rule_id {
         Some(id) => Some(rule_label(id, &live_rule_names(&maps)?)),
         None => None,
@@ -327,7 +351,7 @@ pub fn explain(pins: &PinDir, probe: &Probe) -> Result<Explanation, ExplainError
         rule,
         reason: reason_name(reason_code),
         reason_code,
-        conntrack_hit: cb(&ctx, 4) == 1,
+        conntrack_hit: ctx.ct_hit == 1,
         generation,
         direction: probe.direction,
         proto: proto_name(u16::from(probe.proto)),
@@ -339,22 +363,67 @@ pub fn explain(pins: &PinDir, probe: &Probe) -> Result<Explanation, ExplainError
     })
 }
 
-fn put_cb(ctx: &mut [u8], word: usize, value: u32) {
-    let at = CB_OFFSET + 4 * word;
-    ctx[at..at + 4].copy_from_slice(&value.to_ne_bytes());
+/// The explain program's answer words (enum segfw_explain_cb), raw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExplainWords {
+    /// pass | reason << 8.
+    pub verdict: u32,
+    /// The rule id, or SEGFW_EXPLAIN_NO_RULE.
+    pub rule: u32,
+    /// 1 if conntrack held the flow.
+    pub ct_hit: u32,
 }
 
-fn cb(ctx: &[u8], word: usize) -> u32 {
-    let at = CB_OFFSET + 4 * word;
-    u32::from_ne_bytes([ctx[at], ctx[at + 1], ctx[at + 2], ctx[at + 3]])
+/// Byte offset of one cb word in a struct __sk_buff.
+fn cb_at(word: segfw_explain_cb) -> usize {
+    offset_of!(__sk_buff, cb) + size_of::<u32>() * word.0 as usize
+}
+
+/// Runs `frame` through the explain program `prog` as a packet of
+/// `direction`: the return code and the answer, None if it gave none. The
+/// tests' harness runs the skeleton's program through this too.
+pub fn run_explain(
+    prog: &impl AsFd,
+    frame: &[u8],
+    direction: Direction,
+) -> std::io::Result<(u32, Option<ExplainWords>)> {
+    let dir = match direction {
+        Direction::Ingress => segfw_direction::SEGFW_DIR_INGRESS,
+        Direction::Egress => segfw_direction::SEGFW_DIR_EGRESS,
+    };
+    let mut ctx_in = vec![0u8; size_of::<__sk_buff>()];
+    let put = |ctx: &mut [u8], word, value: u32| {
+        let at = cb_at(word);
+        ctx[at..at + 4].copy_from_slice(&value.to_ne_bytes());
+    };
+    put(&mut ctx_in, segfw_explain_cb::SEGFW_EXPLAIN_CB_DIR, dir.0);
+    // No program answer encodes as u32::MAX (reason << 8 never does).
+    put(
+        &mut ctx_in,
+        segfw_explain_cb::SEGFW_EXPLAIN_CB_VERDICT,
+        u32::MAX,
+    );
+    let mut ctx = vec![0u8; ctx_in.len()];
+    let rc = test_run(prog, frame, &ctx_in, &mut ctx)?;
+    let get = |word| {
+        let at = cb_at(word);
+        u32::from_ne_bytes(ctx[at..at + 4].try_into().expect("a cb word"))
+    };
+    let verdict = get(segfw_explain_cb::SEGFW_EXPLAIN_CB_VERDICT);
+    let words = (verdict != u32::MAX).then(|| ExplainWords {
+        verdict,
+        rule: get(segfw_explain_cb::SEGFW_EXPLAIN_CB_RULE),
+        ct_hit: get(segfw_explain_cb::SEGFW_EXPLAIN_CB_CT_HIT),
+    });
+    Ok((rc, words))
 }
 
 /// BPF_PROG_TEST_RUN of `frame` with `ctx_in` (a struct __sk_buff) as the
 /// context; the context after the run lands in `ctx_out`. Returns the
 /// program's return code. libbpf-rs 0.27 has test_run on skeleton programs
-/// only, not on a ProgramHandle opened from a pin.
+/// only, not on a ProgramHandle opened from a pin; this one serves both.
 fn test_run(
-    prog: &ProgramHandle,
+    prog: &impl AsFd,
     frame: &[u8],
     ctx_in: &[u8],
     ctx_out: &mut [u8],

@@ -72,8 +72,9 @@ pub fn load_or_reuse(
 }
 
 /// Opens the skeleton, pins every map (libbpf reuses maps already pinned),
-/// loads, and pins both programs. The skeleton is dropped afterwards: the
-/// pins keep maps and programs alive.
+/// loads (one object: the attached programs and the explain program share
+/// every map), and pins the three programs. The skeleton is dropped
+/// afterwards: the pins keep maps and programs alive.
 fn load(pins: &PinDir, conntrack_max_entries: Option<u32>) -> Result<()> {
     let mut storage = MaybeUninit::uninit();
     let mut open = SegfwSkelBuilder::default()
@@ -105,8 +106,11 @@ fn load(pins: &PinDir, conntrack_max_entries: Option<u32>) -> Result<()> {
     for name in MAP_NAMES {
         restrict_pin(&pins.map(name))?;
     }
-    pin_program(pins, Direction::Ingress, &skel.progs.segfw_ingress)?;
-    pin_program(pins, Direction::Egress, &skel.progs.segfw_egress)?;
+    // explain first: the attached programs' pins mark the instance as
+    // installed (PinDir::is_installed), so an interrupted load is redone.
+    pin_program(&pins.explain_prog(), &skel.progs.segfw_explain)?;
+    pin_program(&pins.prog(Direction::Ingress), &skel.progs.segfw_ingress)?;
+    pin_program(&pins.prog(Direction::Egress), &skel.progs.segfw_egress)?;
     Ok(())
 }
 
@@ -148,10 +152,10 @@ fn prepare_err(map: &str, source: libbpf_rs::Error) -> DatapathError {
     }
 }
 
-/// Pins a freshly loaded program at progs/<dir>, replacing a stale pin
-/// left by an interrupted load.
-fn pin_program(pins: &PinDir, dir: Direction, prog: &libbpf_rs::ProgramMut<'_>) -> Result<()> {
-    let path = pins.prog(dir);
+/// Pins a freshly loaded program at `path` (progs/<name>), replacing a
+/// stale pin left by an interrupted load.
+fn pin_program(path: &std::path::Path, prog: &libbpf_rs::ProgramMut<'_>) -> Result<()> {
+    let path = path.to_path_buf();
     remove_pin(&path)?;
     let handle = ProgramHandle::try_from(prog).map_err(|source| DatapathError::OpenPinned {
         path: path.clone(),

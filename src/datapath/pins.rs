@@ -35,6 +35,11 @@ pub const MAP_NAMES: [&str; 15] = [
     "daemon_record",
 ];
 
+/// The pins of progs/: the two attached programs, and the explain program
+/// that only BPF_PROG_TEST_RUN runs (`segfw explain`).
+pub const PROG_NAMES: [&str; 3] = ["ingress", "egress", EXPLAIN_PROG];
+pub const EXPLAIN_PROG: &str = "explain";
+
 /// Maps of records that only userspace reads (see bpf/segfw_shared.h): no
 /// program holds them, so a missing one is created again, empty.
 pub const RECORD_MAPS: [&str; 2] = ["link_records", "daemon_record"];
@@ -84,6 +89,11 @@ impl PinDir {
         self.progs_dir().join(dir.as_str())
     }
 
+    /// progs/explain.
+    pub fn explain_prog(&self) -> PathBuf {
+        self.progs_dir().join(EXPLAIN_PROG)
+    }
+
     /// maps/<name>.
     pub fn map(&self, name: &str) -> PathBuf {
         self.maps_dir().join(name)
@@ -110,7 +120,11 @@ impl PinDir {
         let _ = fs::remove_dir(self.link_dir(iface));
     }
 
-    /// Whether both programs are pinned: the instance was loaded. What this
+    /// Whether both attached programs are pinned: the instance was loaded.
+    /// (A load pins progs/explain before them, so an interrupted load never
+    /// looks installed; an instance without progs/explain is either an
+    /// older build's, refused by its ABI version, or lost that pin by hand,
+    /// which only `explain` needs.) What this
     /// process may not see or open is PermissionDenied, never "absent"
     /// (`Path::exists` reads EACCES on a 0700 pin dir as false): the pin
     /// dir's mode, and bpf(2) itself (EPERM without CAP_BPF), are checked.
@@ -140,7 +154,7 @@ impl PinDir {
         }
     }
 
-    /// Fails with NotInstalled unless both programs are pinned (and with
+    /// Fails with NotInstalled unless both attached programs are pinned (and with
     /// PermissionDenied when this process may not tell).
     pub fn require_installed(&self) -> Result<()> {
         if self.is_installed()? {
@@ -321,6 +335,7 @@ pub fn looks_like_instance(dir: &Path) -> bool {
     [
         "progs/ingress",
         "progs/egress",
+        "progs/explain",
         "maps/policy_outer",
         "maps/runtime",
     ]

@@ -70,6 +70,8 @@ impl DaemonStatus {
 pub struct ProgramIds {
     pub ingress: u32,
     pub egress: u32,
+    /// progs/explain; None if its pin was removed (only `explain` needs it).
+    pub explain: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +162,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     status.programs = Some(ProgramIds {
         ingress: programs.ingress.id(),
         egress: programs.egress.id(),
+        explain: super::explain::pinned_explain_id(pins)?,
     });
     status.attachments = attachments(pins)?;
     status.netns_warning = netns_warning(&status.attachments);

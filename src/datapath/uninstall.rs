@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::attach::detach_anywhere;
 use super::pins::{
     looks_like_instance, read_dir_names, PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN,
-    INSTANCE_ENTRIES, MAP_NAMES, REPIN_SUFFIX,
+    INSTANCE_ENTRIES, MAP_NAMES, PROG_NAMES, REPIN_SUFFIX,
 };
 use super::{DatapathError, Direction, Result};
 
@@ -81,7 +81,7 @@ pub fn uninstall(pins: &PinDir) -> Result<UninstallReport> {
     let map_names = known_map_names();
     let known_maps: Vec<&str> = map_names.iter().map(String::as_str).collect();
     remove_known(pins.links_dir(), &[], true, &mut report)?;
-    remove_known(pins.progs_dir(), &["ingress", "egress"], false, &mut report)?;
+    remove_known(pins.progs_dir(), &PROG_NAMES, false, &mut report)?;
     remove_known(pins.maps_dir(), &known_maps, false, &mut report)?;
     for entry in read_dir_names(pins.root())? {
         let path = pins.root().join(&entry);

@@ -8,6 +8,8 @@ use std::mem::{size_of, MaybeUninit};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
+use segfw::datapath::explain::run_explain;
+use segfw::datapath::Direction;
 use segfw::policy::image::PolicyImage;
 use segfw::skel::types::{self, segfw_reason};
 use segfw::skel::{bytes_of, from_bytes, SegfwSkel, SegfwSkelBuilder};
@@ -17,7 +19,7 @@ pub const DROP: u32 = 2; // TCX_DROP
 pub const INGRESS: bool = true;
 pub const EGRESS: bool = false;
 
-/// What the program answered in explain mode (cb[2..4]).
+/// What the explain program answered (enum segfw_explain_cb).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Explained {
     pub pass: bool,
@@ -95,7 +97,8 @@ impl Harness {
         Ok(out.return_value)
     }
 
-    /// Runs a frame in explain mode: no side effects, answer in cb.
+    /// Runs a frame through the explain program as a packet of the ingress
+    /// or egress program: no side effects, answer in cb.
     pub fn explain(&self, ingress: bool, frame: &[u8]) -> (u32, Explained) {
         self.try_explain(ingress, frame)
             .expect("BPF_PROG_TEST_RUN (explain)")
@@ -104,32 +107,43 @@ impl Harness {
     /// `explain`, with the kernel's refusal (e.g. EINVAL for an IPv4 frame
     /// too short for an IP header) returned instead of panicking.
     pub fn try_explain(&self, ingress: bool, frame: &[u8]) -> libbpf_rs::Result<(u32, Explained)> {
-        let mut ctx_in = vec![0u8; size_of::<types::__sk_buff>()];
-        let mut ctx_out = vec![0u8; size_of::<types::__sk_buff>()];
-        let cb = 48; // offsetof(struct __sk_buff, cb)
-        ctx_in[cb..cb + 4]
-            .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC0.0.to_ne_bytes());
-        ctx_in[cb + 4..cb + 8]
-            .copy_from_slice(&types::segfw_explain::SEGFW_EXPLAIN_MAGIC1.0.to_ne_bytes());
-        let out = self.prog(ingress).test_run(ProgramInput {
-            data_in: Some(frame),
-            context_in: Some(&mut ctx_in),
-            context_out: Some(&mut ctx_out),
-            ..Default::default()
-        })?;
-        let rc = out.return_value;
-        let word =
-            |i: usize| u32::from_ne_bytes(ctx_out[cb + 4 * i..cb + 4 * i + 4].try_into().unwrap());
-        let rule = word(3);
+        let direction = if ingress {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        };
+        let (rc, words) = run_explain(&self.skel.progs.segfw_explain, frame, direction)
+            .map_err(libbpf_rs::Error::from)?;
+        let words = words.expect("the explain program answers every probe");
         Ok((
             rc,
             Explained {
-                pass: word(2) & 1 == 1,
-                reason: word(2) >> 8,
-                rule_id: (rule != u32::MAX).then_some(rule),
-                ct_hit: word(4) == 1,
+                pass: words.verdict & 1 == 1,
+                reason: words.verdict >> 8,
+                rule_id: (words.rule != types::segfw_explain_cb::SEGFW_EXPLAIN_NO_RULE.0)
+                    .then_some(words.rule),
+                ct_hit: words.ct_hit == 1,
             },
         ))
+    }
+
+    /// Runs one frame through an attached (ingress or egress) program with
+    /// `cb` as the __sk_buff's cb words, as a tc program ahead of segfw may
+    /// leave them; the return code.
+    pub fn run_with_cb(&self, ingress: bool, frame: &[u8], cb: [u32; 5]) -> u32 {
+        let mut ctx_in = vec![0u8; size_of::<types::__sk_buff>()];
+        let at = std::mem::offset_of!(types::__sk_buff, cb);
+        for (i, word) in cb.iter().enumerate() {
+            ctx_in[at + 4 * i..at + 4 * i + 4].copy_from_slice(&word.to_ne_bytes());
+        }
+        self.prog(ingress)
+            .test_run(ProgramInput {
+                data_in: Some(frame),
+                context_in: Some(&mut ctx_in),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN with cb")
+            .return_value
     }
 
     /// Packets counted under `reason`, summed over CPUs.

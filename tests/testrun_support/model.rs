@@ -1,7 +1,7 @@
 //! A reference model of the datapath's verdict for one packet on an EMPTY
 //! conntrack (stateless), written from bpf/parse.h, bpf/segfw.bpf.c and
 //! bpf/policy.h, check by check in the C's order, so that the fuzz test
-//! can compare it with the real program run in explain mode.
+//! can compare it with the real explain program (progs/explain).
 //!
 //! It models BPF_PROG_TEST_RUN frames: the whole frame is linear
 //! (data_end is its end, skb->len its length) and gso_segs is 0. Explain
