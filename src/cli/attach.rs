@@ -72,7 +72,7 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("load segfw into {}", pin_dir.display()))?;
     print_load(&pins, &report);
     // An apply killed half-way left runtime or the second pins behind.
-    crate::datapath::apply::repair(&pins, &lock)
+    crate::datapath::repair::repair(&pins, &lock)
         .with_context(|| format!("repair segfw in {}", pin_dir.display()))?;
 
     // The policy goes in before the hooks, so no packet of a new attachment

@@ -6,8 +6,9 @@ use anyhow::Context;
 
 use super::common::{checked_policy, installed, refuse_under_daemon, short_hash, DaemonGuard};
 use crate::daemon::rollback;
-use crate::datapath::apply::{apply_with, next_generation_of, unix_ms, ApplyOptions, ApplyReport};
+use crate::datapath::apply::{apply_with, next_generation_of, ApplyOptions, ApplyReport};
 use crate::datapath::clock::rfc3339_utc;
+use crate::datapath::clock::unix_ms;
 use crate::datapath::maps::open_conntrack;
 
 /// A manual apply overrides the daemon's policy file.

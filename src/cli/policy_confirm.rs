@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::common::installed;
 use crate::daemon::rollback::{watch, WatchOutcome};
-use crate::datapath::apply::confirm;
+use crate::datapath::confirm::confirm;
 use crate::datapath::pins::PinDir;
 
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::datapath::apply::pending;
+use crate::datapath::confirm::pending;
 use crate::datapath::decode::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
 use crate::datapath::maps::{open_conntrack, open_reason_stats, open_rule_stats, Maps, PinnedMap};
 use crate::datapath::names::reason_name;

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::datapath::apply::{
-    live_pending, next_generation, rollback_if_pending, unix_ms, RollbackReport,
-};
+use crate::datapath::clock::unix_ms;
+use crate::datapath::confirm::{live_pending, rollback_if_pending, RollbackReport};
 use crate::datapath::pins::PinDir;
+use crate::datapath::sets::next_generation;
 use crate::datapath::DatapathError;
 
 /// How often the watchdog looks at the pending record: it ends early

@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 
 use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
-use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
+use crate::datapath::apply::{apply_with, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, inspect, AttachMode, AttachOutcome, Interface};
 use crate::datapath::clock::rfc3339_utc;
+use crate::datapath::clock::unix_ms;
 use crate::datapath::decode::decode;
 use crate::datapath::events::EventStream;
 use crate::datapath::loader::{load_or_reuse, Programs};

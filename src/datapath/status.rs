@@ -1,15 +1,17 @@
 //! Everything `status` shows about one instance, gathered in one report.
 use serde::Serialize;
 
-use super::apply::{pending, unix_ms, Pending};
 use super::attach::{attachments, Attachment};
 use super::clock::rfc3339_utc;
+use super::clock::unix_ms;
+use super::confirm::pending;
 use super::decode::{decode, Action, Mode, RouterAdvertisements};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::netns::Netns;
 use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
+use super::set_records::Pending;
 use super::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,7 +165,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     });
     status.attachments = attachments(pins)?;
     status.netns_warning = netns_warning(&status.attachments);
-    status.damaged = super::apply::damage(pins)?;
+    status.damaged = super::repair::damage(pins)?;
     let missing = super::loader::missing_map_pins(pins);
     if !missing.is_empty() {
         // Policy and fill levels need every map; `attach` repairs first.
