@@ -4,10 +4,8 @@
 //! idle set, for confirm.rs to roll back to.
 use std::time::{Duration, Instant};
 
-use libbpf_rs::MapCore;
-
 use super::faults::fault_point;
-use super::maps::{Maps, PinnedMap, BATCH};
+use super::maps::{Maps, MetaEntry, PinnedMap, BATCH};
 use super::pins::{PinDir, PinLock, SET_PINS};
 use super::repair::repair_maps;
 use super::set_records::{runtime_text, Pending};
@@ -16,9 +14,8 @@ use super::sets::{
     repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
 };
 use super::{DatapathError, Result};
-use crate::policy::image::{meta_entry, PolicyImage};
+use crate::policy::image::{meta_entry, PolicyImage, RuntimeSettings};
 use crate::policy::CheckedPolicy;
-use crate::skel::bytes_of;
 use crate::skel::types::{
     segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_meta_value, segfw_policy_key,
     segfw_policy_value,
@@ -159,24 +156,8 @@ pub fn apply_image_with(
         None => None,
     };
 
-    let config = segfw_key_kind::SEGFW_KIND_CONFIG;
-    let mut extra = vec![meta_entry(
-        config,
-        META_CONFIG_RUNTIME,
-        &runtime_text(&image.runtime),
-    )];
-    if let Some(pending) = &pending {
-        extra.push(meta_entry(config, META_CONFIG_PENDING, &pending.to_text()));
-    }
-    replace_set(&mut maps, pins, idle, &image, source, sha256, &extra)?;
-    fault_point("filled");
-    // The swap: the kernel waits for running programs before returning, so
-    // once it returns no packet still uses the old set.
-    maps.policy_outer.set_inner(0, &maps.policy[idle])?;
-    fault_point("swapped");
-    maps.runtime
-        .put(&0u32, &next_runtime(&image.runtime, generation, idle))?;
-    fault_point("runtime");
+    let records = config_records(source, sha256, &image.runtime, pending.as_ref());
+    fill_and_swap(&mut maps, Some(pins), idle, &image, &records)?;
     repin_active(&mut maps, pins, idle)?;
     fault_point("repinned");
     if awaiting.is_some() {
@@ -208,40 +189,78 @@ pub fn next_generation_of(pins: &PinDir, _lock: &PinLock) -> Result<u32> {
     Ok(next_generation(maps.runtime()?.generation))
 }
 
-/// Builds set `set` anew: fresh trie and meta maps, shaped like the old
-/// ones, are filled and then pinned over the set's pins. The datapath does
-/// not read the idle set, so nothing it sees changes until the swap. (A new
-/// map costs nothing to empty; deleting the old set's entries cost as much
-/// as writing the new ones. The kernel frees the old maps once unpinned.)
-fn replace_set(
-    maps: &mut Maps,
-    pins: &PinDir,
-    set: usize,
-    image: &PolicyImage,
+/// The CONFIG records that describe a fill in its meta map, besides the
+/// image's names: the source's sha256 and path (for `status`), the runtime
+/// settings it is applied with, and the confirmation it awaits, if any.
+pub fn config_records(
     source: &str,
     sha256: &str,
-    extra: &[(segfw_meta_key, segfw_meta_value)],
+    runtime: &RuntimeSettings,
+    pending: Option<&Pending>,
+) -> Vec<MetaEntry> {
+    let config = segfw_key_kind::SEGFW_KIND_CONFIG;
+    let mut records = vec![
+        meta_entry(config, segfw_meta_config::SEGFW_META_SHA256.0, sha256),
+        meta_entry(config, segfw_meta_config::SEGFW_META_PATH.0, source),
+        meta_entry(config, META_CONFIG_RUNTIME, &runtime_text(runtime)),
+    ];
+    if let Some(pending) = pending {
+        records.push(meta_entry(config, META_CONFIG_PENDING, &pending.to_text()));
+    }
+    records
+}
+
+/// The fill and the swap of every apply: set `set` is built anew from
+/// `image` (stamped with its generation, [`PolicyImage::with_generation`])
+/// and `records` ([`config_records`]), then swapped in, and the runtime map
+/// names its generation. Works on the maps it is given: an instance's
+/// pinned maps (`pins`: the new set is pinned over the set's pins before the
+/// swap) or a loaded, unpinned skeleton's ([`Maps::of_skeleton`], `pins`
+/// None: BPF_PROG_TEST_RUN tests and benchmarks).
+pub fn fill_and_swap(
+    maps: &mut Maps,
+    pins: Option<&PinDir>,
+    set: usize,
+    image: &PolicyImage,
+    records: &[MetaEntry],
+) -> Result<()> {
+    replace_set(maps, pins, set, image, records)?;
+    fault_point("filled");
+    // The swap: the kernel waits for running programs before returning, so
+    // once it returns no packet still uses the old set.
+    maps.policy_outer.set_inner(0, &maps.policy[set])?;
+    fault_point("swapped");
+    let generation = image.config().id;
+    maps.runtime
+        .put(&0u32, &next_runtime(&image.runtime, generation, set))?;
+    fault_point("runtime");
+    Ok(())
+}
+
+/// Builds set `set` anew: fresh trie and meta maps, shaped like the old
+/// ones, are filled and then pinned over the set's pins (if it has pins).
+/// The datapath does not read the idle set, so nothing it sees changes
+/// until the swap. (A new map costs nothing to empty; deleting the old
+/// set's entries cost as much as writing the new ones. The kernel frees the
+/// old maps once unpinned.)
+fn replace_set(
+    maps: &mut Maps,
+    pins: Option<&PinDir>,
+    set: usize,
+    image: &PolicyImage,
+    records: &[MetaEntry],
 ) -> Result<()> {
     let mut trie = maps.policy[set].empty_twin()?;
     let mut meta = maps.meta[set].empty_twin()?;
     fault_point("created");
-    let config = segfw_key_kind::SEGFW_KIND_CONFIG;
     let mut names = image.meta.clone();
-    names.push(meta_entry(
-        config,
-        segfw_meta_config::SEGFW_META_SHA256.0,
-        sha256,
-    ));
-    names.push(meta_entry(
-        config,
-        segfw_meta_config::SEGFW_META_PATH.0,
-        source,
-    ));
-    names.extend_from_slice(extra);
+    names.extend_from_slice(records);
     fill_in_parallel(&trie, &image.trie, &meta, &names)?;
-    let (trie_pin, meta_pin) = SET_PINS[set];
-    trie.repin(&pins.map(trie_pin))?;
-    meta.repin(&pins.map(meta_pin))?;
+    if let Some(pins) = pins {
+        let (trie_pin, meta_pin) = SET_PINS[set];
+        trie.repin(&pins.map(trie_pin))?;
+        meta.repin(&pins.map(meta_pin))?;
+    }
     maps.policy[set] = trie;
     maps.meta[set] = meta;
     Ok(())
@@ -284,37 +303,4 @@ fn fill_in_parallel(
     })
     .into_iter()
     .collect()
-}
-
-/// Applies `image` to a freshly loaded, unpinned datapath (BPF_PROG_TEST_RUN
-/// tests and benchmarks): set A is emptied and filled, swapped in, and the
-/// runtime map written, in the order `apply` follows.
-pub fn apply_to_skeleton(
-    skel: &crate::skel::SegfwSkel<'_>,
-    image: &PolicyImage,
-    generation: u32,
-) -> libbpf_rs::Result<()> {
-    use std::os::fd::{AsFd, AsRawFd};
-
-    let image = image.clone().with_generation(generation);
-    let trie = &skel.maps.policy_a;
-    let stale: Vec<Vec<u8>> = trie.keys().collect();
-    for key in stale {
-        trie.delete(&key)?;
-    }
-    for (k, v) in &image.trie {
-        trie.update(bytes_of(k), bytes_of(v), libbpf_rs::MapFlags::ANY)?;
-    }
-    let fd = trie.as_fd().as_raw_fd() as u32;
-    skel.maps.policy_outer.update(
-        &0u32.to_ne_bytes(),
-        &fd.to_ne_bytes(),
-        libbpf_rs::MapFlags::ANY,
-    )?;
-    let runtime = next_runtime(&image.runtime, generation, 0);
-    skel.maps.runtime.update(
-        &0u32.to_ne_bytes(),
-        bytes_of(&runtime),
-        libbpf_rs::MapFlags::ANY,
-    )
 }

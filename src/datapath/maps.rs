@@ -67,6 +67,25 @@ impl PinnedMap {
         Ok(opened)
     }
 
+    /// A map of a loaded skeleton, by a duplicate of its fd (an unpinned
+    /// datapath: BPF_PROG_TEST_RUN tests and benchmarks).
+    pub fn of_skeleton<K, V, T: std::fmt::Debug>(
+        map: &libbpf_rs::MapImpl<'_, T>,
+        name: &str,
+    ) -> Result<Self> {
+        let map = MapHandle::try_from(map).map_err(|source| DatapathError::MapIo {
+            map: name.to_string(),
+            op: "duplicate the fd of",
+            source,
+        })?;
+        let opened = PinnedMap {
+            name: name.to_string(),
+            map,
+        };
+        opened.check_layout(size_of::<K>(), size_of::<V>())?;
+        Ok(opened)
+    }
+
     fn check_layout(&self, key: usize, value: usize) -> Result<()> {
         let (k, v) = (self.map.key_size() as usize, self.map.value_size() as usize);
         if (k, v) == (key, value) {
@@ -420,6 +439,28 @@ impl Maps {
             ],
             policy_outer: PinnedMap::open::<u32, u32>(pins, "policy_outer")?,
             runtime: PinnedMap::open::<u32, segfw_runtime>(pins, "runtime")?,
+        })
+    }
+
+    /// The same maps of a loaded, unpinned skeleton, for the fill and swap
+    /// of BPF_PROG_TEST_RUN tests and benchmarks.
+    pub fn of_skeleton(skel: &crate::skel::SegfwSkel<'_>) -> Result<Self> {
+        type PK = segfw_policy_key;
+        type PV = segfw_policy_value;
+        type MK = segfw_meta_key;
+        type MV = segfw_meta_value;
+        let m = &skel.maps;
+        Ok(Maps {
+            policy: [
+                PinnedMap::of_skeleton::<PK, PV, _>(&m.policy_a, SET_PINS[0].0)?,
+                PinnedMap::of_skeleton::<PK, PV, _>(&m.policy_b, SET_PINS[1].0)?,
+            ],
+            meta: [
+                PinnedMap::of_skeleton::<MK, MV, _>(&m.meta_a, SET_PINS[0].1)?,
+                PinnedMap::of_skeleton::<MK, MV, _>(&m.meta_b, SET_PINS[1].1)?,
+            ],
+            policy_outer: PinnedMap::of_skeleton::<u32, u32, _>(&m.policy_outer, "policy_outer")?,
+            runtime: PinnedMap::of_skeleton::<u32, segfw_runtime, _>(&m.runtime, "runtime")?,
         })
     }
 
