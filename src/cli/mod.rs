@@ -14,6 +14,7 @@ pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_confirm;
 pub mod policy_diff;
+pub mod policy_rollback_watch;
 pub mod policy_show;
 pub mod run;
 pub mod stats;
@@ -79,7 +80,7 @@ pub enum PolicyCommand {
     Confirm(policy_confirm::Args),
     /// The rollback watchdog that `apply --confirm` starts (internal).
     #[command(hide = true)]
-    RollbackWatch(policy_confirm::WatchArgs),
+    RollbackWatch(policy_rollback_watch::WatchArgs),
 }
 
 impl Command {
@@ -118,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(pin_dir, args),
         Command::Policy(PolicyCommand::Confirm(args)) => policy_confirm::run(pin_dir, args),
         Command::Policy(PolicyCommand::RollbackWatch(args)) => {
-            policy_confirm::run_watch(pin_dir, args)
+            policy_rollback_watch::run_watch(pin_dir, args)
         }
         Command::Events(args) => events::run(pin_dir, args),
         Command::Explain(args) => explain::run(pin_dir, args),

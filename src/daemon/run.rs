@@ -25,6 +25,7 @@ use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::clock::unix_ms;
 use crate::datapath::decode::decode;
 use crate::datapath::events::EventStream;
+use crate::datapath::instance::Instance;
 use crate::datapath::loader::{load_or_reuse, Programs};
 use crate::datapath::maps::Maps;
 use crate::datapath::pins::{PinDir, PinLock};
@@ -601,7 +602,10 @@ impl Daemon {
     /// Applies; logs and records the outcome. A pending confirmation
     /// defers the apply (retried every second) instead of overriding it.
     fn apply(&mut self, lock: &PinLock, policy: &CheckedPolicy) -> Result<(), ApplyError> {
-        match apply_with(&self.pins, lock, policy, ApplyOptions::default()) {
+        let applied = Instance::open(&self.pins, lock)
+            .map_err(ApplyError::from)
+            .and_then(|mut instance| apply_with(&mut instance, policy, ApplyOptions::default()));
+        match applied {
             Ok(report) => {
                 self.deferred = false;
                 self.log_applied(&report);

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::faults::fault_point;
+use super::instance::Instance;
 use super::maps::{Maps, MetaEntry, PinnedMap, BATCH};
-use super::pins::{PinDir, PinLock, SET_PINS};
-use super::repair::repair_maps;
+use super::pins::{PinDir, SET_PINS};
 use super::set_records::{runtime_text, Pending};
 use super::sets::{
     delete_pending, idle_set, live_generation, next_generation, next_runtime, read_pending,
@@ -76,27 +76,21 @@ pub struct ApplyOptions {
     pub confirm_deadline_ms: Option<u64>,
 }
 
-/// Applies a checked policy file. The caller holds the instance lock.
-/// Refuses while a confirmation is pending (see [`apply_with`]).
-pub fn apply(
-    pins: &PinDir,
-    lock: &PinLock,
-    policy: &CheckedPolicy,
-) -> Result<ApplyReport, ApplyError> {
-    apply_with(pins, lock, policy, ApplyOptions::default())
+/// Applies a checked policy file to an instance opened under its lock.
+/// Refuses while a confirmation is pending (see [`apply_image`]).
+pub fn apply(instance: &mut Instance, policy: &CheckedPolicy) -> Result<ApplyReport, ApplyError> {
+    apply_with(instance, policy, ApplyOptions::default())
 }
 
 /// Applies a checked policy file with options.
 pub fn apply_with(
-    pins: &PinDir,
-    lock: &PinLock,
+    instance: &mut Instance,
     policy: &CheckedPolicy,
     options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     let source = policy.path.display().to_string();
-    apply_image_with(
-        pins,
-        lock,
+    apply_image(
+        instance,
         policy.image.clone(),
         &source,
         &policy.sha256,
@@ -106,35 +100,29 @@ pub fn apply_with(
 
 /// Applies a compiled image; `source` and `sha256` name it in meta for
 /// `status`. Until the swap nothing the datapath reads changes, so a
-/// failure before it leaves the old policy enforcing.
+/// failure before it leaves the old policy enforcing. While the live policy
+/// awaits confirmation this refuses (ConfirmPending) unless `options.force`:
+/// the idle set holds the policy a rollback would restore, and this apply
+/// would overwrite it.
 pub fn apply_image(
-    pins: &PinDir,
-    lock: &PinLock,
-    image: PolicyImage,
-    source: &str,
-    sha256: &str,
-) -> Result<ApplyReport, ApplyError> {
-    apply_image_with(pins, lock, image, source, sha256, ApplyOptions::default())
-}
-
-/// [`apply_image`] with options. While the live policy awaits confirmation
-/// this refuses (ConfirmPending) unless `options.force`: the idle set holds
-/// the policy a rollback would restore, and this apply would overwrite it.
-pub fn apply_image_with(
-    pins: &PinDir,
-    _lock: &PinLock,
+    instance: &mut Instance,
     image: PolicyImage,
     source: &str,
     sha256: &str,
     options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     let start = Instant::now();
-    let mut maps = Maps::open(pins)?;
-    repair_maps(&mut maps, pins)?;
+    instance.repair()?;
+    let Instance {
+        pins,
+        maps,
+        rule_stats,
+        ..
+    } = instance;
     let runtime = maps.runtime()?;
     let live = maps.active_set()?;
     let awaiting = live
-        .map(|set| read_pending(&maps, set))
+        .map(|set| read_pending(maps, set))
         .transpose()?
         .flatten();
     if let Some(pending) = awaiting.filter(|_| !options.force) {
@@ -149,7 +137,7 @@ pub fn apply_image_with(
             deadline_ms,
             previous_set: 1 - idle,
             previous_generation: match live {
-                Some(set) => live_generation(&maps, set)?,
+                Some(set) => live_generation(maps, set)?,
                 None => 0,
             },
         }),
@@ -157,15 +145,15 @@ pub fn apply_image_with(
     };
 
     let records = config_records(source, sha256, &image.runtime, pending.as_ref());
-    fill_and_swap(&mut maps, Some(pins), idle, &image, &records)?;
-    repin_active(&mut maps, pins, idle)?;
+    fill_and_swap(maps, Some(pins), idle, &image, &records)?;
+    repin_active(maps, pins, idle)?;
     fault_point("repinned");
     if awaiting.is_some() {
         // Confirmed implicitly: the old record must not come back with its set.
-        delete_pending(pins, 1 - idle)?;
+        delete_pending(&maps.meta[1 - idle])?;
     }
     // Per-rule counters count from this apply on (`stats --unused`).
-    super::stats::reset_rule_counters(pins, &image)?;
+    super::stats::reset_rule_counters(rule_stats, &image)?;
 
     Ok(ApplyReport {
         generation,
@@ -180,13 +168,12 @@ pub fn apply_image_with(
     })
 }
 
-/// The generation the next apply will get. The caller holds the lock, so
-/// it stays true until that apply (used to start the rollback watchdog
+/// The generation the next apply will get. The instance is under its lock,
+/// so it stays true until that apply (used to start the rollback watchdog
 /// before the swap).
-pub fn next_generation_of(pins: &PinDir, _lock: &PinLock) -> Result<u32> {
-    let mut maps = Maps::open(pins)?;
-    repair_maps(&mut maps, pins)?;
-    Ok(next_generation(maps.runtime()?.generation))
+pub fn next_generation_of(instance: &mut Instance) -> Result<u32> {
+    instance.repair()?;
+    Ok(next_generation(instance.maps.runtime()?.generation))
 }
 
 /// The CONFIG records that describe a fill in its meta map, besides the

@@ -4,9 +4,9 @@
 //! guards (meta CONFIG id 2, [`Pending`]); it is live exactly while that
 //! set is.
 use super::apply::ApplyError;
+use super::instance::Instance;
 use super::maps::Maps;
-use super::pins::{PinDir, PinLock};
-use super::repair::repair_maps;
+use super::pins::PinDir;
 use super::set_records::Pending;
 use super::sets::{
     delete_pending, next_generation, next_runtime, read_pending, read_runtime_settings,
@@ -46,14 +46,14 @@ pub fn live_pending(pins: &PinDir) -> Result<(u32, Option<Pending>)> {
 
 /// `segfw policy confirm`: the live policy stays; its pending
 /// confirmation is removed, so the watchdog leaves it alone.
-pub fn confirm(pins: &PinDir, _lock: &PinLock) -> Result<Pending, ApplyError> {
+pub fn confirm(instance: &mut Instance) -> Result<Pending, ApplyError> {
     let nothing = || ApplyError::NothingPending {
-        pin_dir: pins.root().display().to_string(),
+        pin_dir: instance.pins.root().display().to_string(),
     };
-    let maps = Maps::open(pins)?;
+    let maps = &instance.maps;
     let set = maps.active_set()?.ok_or_else(nothing)?;
-    let pending = read_pending(&maps, set)?.ok_or_else(nothing)?;
-    delete_pending(pins, set)?;
+    let pending = read_pending(maps, set)?.ok_or_else(nothing)?;
+    delete_pending(&maps.meta[set])?;
     Ok(pending)
 }
 
@@ -63,18 +63,17 @@ pub fn confirm(pins: &PinDir, _lock: &PinLock) -> Result<Pending, ApplyError> {
 /// against it) with its runtime settings. Returns None when there is
 /// nothing to roll back (confirmed, rolled back, or replaced since).
 pub fn rollback_if_pending(
-    pins: &PinDir,
-    _lock: &PinLock,
+    instance: &mut Instance,
     generation: u32,
     deadline_ms: u64,
 ) -> Result<Option<RollbackReport>, ApplyError> {
-    let mut maps = Maps::open(pins)?;
-    repair_maps(&mut maps, pins)?;
+    instance.repair()?;
+    let Instance { pins, maps, .. } = instance;
     let runtime = maps.runtime()?;
     let Some(live) = maps.active_set()? else {
         return Ok(None);
     };
-    let pending = match read_pending(&maps, live)? {
+    let pending = match read_pending(maps, live)? {
         Some(p) if p.generation == generation && p.deadline_ms == deadline_ms => p,
         _ => return Ok(None),
     };
@@ -103,14 +102,14 @@ pub fn rollback_if_pending(
         };
         config.id = new_generation;
         trie.put(&key, &config)?;
-        delete_pending(pins, set)?;
+        delete_pending(&maps.meta[set])?;
     }
     let settings = read_runtime_settings(meta)?.unwrap_or(settings_of(&runtime));
     maps.policy_outer.set_inner(0, &maps.policy[set])?;
     maps.runtime
         .put(&0u32, &next_runtime(&settings, new_generation, set))?;
-    repin_active(&mut maps, pins, set)?;
-    delete_pending(pins, live)?;
+    repin_active(maps, pins, set)?;
+    delete_pending(&maps.meta[live])?;
     Ok(Some(RollbackReport {
         rolled_back: generation,
         generation: new_generation,

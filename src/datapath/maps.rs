@@ -140,6 +140,15 @@ impl PinnedMap {
             .map_err(self.err("update"))
     }
 
+    /// Deletes `key`; Ok if it is not there.
+    pub fn delete<K: Plain>(&self, key: &K) -> Result<()> {
+        match self.map.delete(bytes_of(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete from")(e)),
+        }
+    }
+
     /// A new, empty, unpinned map with this one's layout and name (see
     /// [`create_like`]).
     pub fn empty_twin(&self) -> Result<PinnedMap> {

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod faults;
 pub mod hooks;
 pub mod inspect;
+pub mod instance;
 pub mod loader;
 pub mod maps;
 pub mod names;

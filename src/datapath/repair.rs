@@ -4,13 +4,13 @@
 use libbpf_rs::{MapCore, MapHandle};
 
 use super::maps::Maps;
-use super::pins::{PinDir, PinLock, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX, SET_PINS};
+use super::pins::{PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, REPIN_SUFFIX, SET_PINS};
 use super::sets::{next_runtime, read_runtime_settings, repin_active, set_name, settings_of};
 use super::Result;
 
 /// What an interrupted apply (or a hand-edited pin dir) left behind:
 /// empty when the instance is consistent. `status` reports it; every
-/// mutating command repairs it first ([`repair`]).
+/// mutating command repairs it first (`Instance::repair`).
 pub fn damage(pins: &PinDir) -> Result<Vec<String>> {
     let mut found = Vec::new();
     for iface in pins.empty_link_dirs()? {
@@ -74,13 +74,7 @@ const REPINNED: [&str; 6] = [
     SET_PINS[1].1,
 ];
 
-/// Repairs what [`damage`] reports. The caller holds the instance lock.
-pub fn repair(pins: &PinDir, _lock: &PinLock) -> Result<()> {
-    let mut maps = Maps::open(pins)?;
-    repair_maps(&mut maps, pins)
-}
-
-/// Runtime follows the set policy_outer[0] points at (the datapath's
+/// Repairs what [`damage`] reports: runtime follows the set policy_outer[0] points at (the datapath's
 /// truth), the second pins show it, and re-pin leftovers go.
 pub(crate) fn repair_maps(maps: &mut Maps, pins: &PinDir) -> Result<()> {
     if let Some((set, generation)) = maps.torn()? {

@@ -2,15 +2,12 @@
 //! which idle, the generation counter, the records each set keeps (its
 //! pending confirmation, its runtime settings), and the runtime map and
 //! second pins that follow the live set.
-use libbpf_rs::{MapCore, MapHandle};
-
 use super::maps::{Maps, PinnedMap};
-use super::pins::{PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN, SET_PINS};
+use super::pins::{PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN};
 use super::set_records::{parse_runtime_text, Pending};
-use super::{DatapathError, Result};
+use super::Result;
 use crate::policy::decode::meta_text;
 use crate::policy::image::{config_key, RuntimeSettings};
-use crate::skel::bytes_of;
 use crate::skel::types::{
     segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_policy_value, segfw_runtime,
 };
@@ -48,21 +45,9 @@ pub(crate) fn read_pending(maps: &Maps, set: usize) -> Result<Option<Pending>> {
     Ok(value.and_then(|v| Pending::parse(&meta_text(&v))))
 }
 
-/// Removes set `set`'s pending record, if it has one.
-pub(crate) fn delete_pending(pins: &PinDir, set: usize) -> Result<()> {
-    let name = SET_PINS[set].1;
-    let path = pins.map(name);
-    let map = MapHandle::from_pinned_path(&path)
-        .map_err(|source| DatapathError::OpenPinned { path, source })?;
-    match map.delete(bytes_of(&pending_key())) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DatapathError::MapIo {
-            map: name.to_string(),
-            op: "delete from",
-            source,
-        }),
-    }
+/// Removes the pending record of a set (its meta map), if it has one.
+pub(crate) fn delete_pending(meta: &PinnedMap) -> Result<()> {
+    meta.delete(&pending_key())
 }
 
 pub(crate) fn set_name(set: usize) -> &'static str {

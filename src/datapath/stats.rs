@@ -137,7 +137,7 @@ fn events_suppressed(pins: &PinDir) -> Result<u64> {
 /// default and the failsafe rule), so that they count from this apply on.
 /// Called by `policy apply` right after the swap; packets decided in
 /// between are not counted, which errs towards "unused".
-pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
+pub fn reset_rule_counters(rule_stats: &PinnedMap, image: &PolicyImage) -> Result<()> {
     let rule_kind = segfw_key_kind::SEGFW_KIND_RULE.0;
     let ids: Vec<u32> = image
         .meta
@@ -146,7 +146,7 @@ pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
         .map(|(key, _)| key.id)
         .chain([RULE_DEFAULT, RULE_FAILSAFE])
         .collect();
-    open_rule_stats(pins)?.zero_percpu(&ids)
+    rule_stats.zero_percpu(&ids)
 }
 
 fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
