@@ -37,7 +37,7 @@ pub struct Args {
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     // The probe is checked before the instance: a typo exits 2 anywhere.
     let probe = probe(&args)?;
-    let pins = installed(pin_dir)?;
+    let pins = installed(pin_dir)?.read_only();
     let answer = explain(&pins, &probe).with_context(|| {
         format!(
             "explain with the {} program of the segfw instance in {}",

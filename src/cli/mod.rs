@@ -83,28 +83,9 @@ pub enum PolicyCommand {
     RollbackWatch(policy_rollback_watch::WatchArgs),
 }
 
-impl Command {
-    /// Commands that only read maps: they open them with BPF_F_RDONLY.
-    /// (`events` is not one: consuming the ring buffer writes its consumer
-    /// position.)
-    fn reads_only(&self) -> bool {
-        matches!(
-            self,
-            Command::Status(_)
-                | Command::Stats(_)
-                | Command::Explain(_)
-                | Command::Conntrack(conntrack::Command::List { .. })
-                | Command::Policy(PolicyCommand::Show(_) | PolicyCommand::Diff(_))
-        )
-    }
-}
-
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let pin_dir = cli.pin_dir.as_path();
-    if cli.command.reads_only() {
-        crate::datapath::maps::open_maps_read_only();
-    }
     match cli.command {
         Command::Attach(args) => attach::run(pin_dir, args),
         Command::Detach(args) => detach::run(pin_dir, args),

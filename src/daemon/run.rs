@@ -23,7 +23,6 @@ use crate::datapath::apply::{apply_with, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, inspect, AttachMode, AttachOutcome, Interface};
 use crate::datapath::clock::rfc3339_utc;
 use crate::datapath::clock::unix_ms;
-use crate::datapath::decode::decode;
 use crate::datapath::events::EventStream;
 use crate::datapath::instance::Instance;
 use crate::datapath::loader::{load_or_reuse, Programs};
@@ -33,6 +32,7 @@ use crate::datapath::records::{
     clear_daemon_record, live_daemon, write_daemon_record, DaemonRecord,
 };
 use crate::datapath::{DatapathError, Direction};
+use crate::policy::view::decode;
 use crate::policy::{check_bytes, CheckedPolicy};
 
 /// How long the loop blocks on the ring buffer: the latency of signals

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::faults::fault_point;
 use super::instance::Instance;
-use super::maps::{Maps, MetaEntry, PinnedMap, BATCH};
+use super::maps::{Maps, TypedMap, BATCH};
 use super::pins::{PinDir, SET_PINS};
 use super::set_records::{runtime_text, Pending};
 use super::sets::{
@@ -14,7 +14,7 @@ use super::sets::{
     repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
 };
 use super::{DatapathError, Result};
-use crate::policy::image::{meta_entry, PolicyImage, RuntimeSettings};
+use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings};
 use crate::policy::CheckedPolicy;
 use crate::skel::types::{
     segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_meta_value, segfw_policy_key,
@@ -265,9 +265,9 @@ enum Fill<'a> {
 /// run outside it), and the meta hash locks per bucket; pieces of the two
 /// alternate so that one thread fills the trie while another fills meta.
 fn fill_in_parallel(
-    trie: &PinnedMap,
+    trie: &TypedMap,
     trie_entries: &[(segfw_policy_key, segfw_policy_value)],
-    meta: &PinnedMap,
+    meta: &TypedMap,
     meta_entries: &[(segfw_meta_key, segfw_meta_value)],
 ) -> Result<()> {
     let mut tries = trie_entries.chunks(BATCH).map(Fill::Trie);

@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv6Addr};
 use super::clock::datapath_clock_ns;
 use serde::Serialize;
 
-use super::decode::{proto_name, rule_label, rule_names};
 use super::maps::{open_conntrack, open_flow_cache, Maps};
 use super::pins::{PinDir, PinLock};
 use super::Result;
+use crate::policy::view::{proto_name, rule_label, rule_names};
 use crate::skel::types::{segfw_ct_flags, segfw_ct_key, segfw_ct_state, segfw_ct_value};
 
 /// One tracked flow, oriented from its originator.

@@ -18,11 +18,11 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
-use super::decode::{proto_name, rule_label};
 use super::maps::Maps;
 use super::names::{live_rule_names, reason_name};
 use super::pins::PinDir;
 use super::{DatapathError, Direction};
+use crate::policy::view::{proto_name, rule_label};
 use crate::skel::from_bytes;
 use crate::skel::types::{segfw_action, segfw_direction, segfw_event, segfw_event_kind};
 

@@ -11,13 +11,13 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
-use super::decode::{proto_name, rule_label};
 use super::maps::Maps;
 use super::names::live_rule_names;
 use super::names::reason_name;
 use super::pins::PinDir;
 use super::{DatapathError, Direction};
 use crate::policy::model::proto;
+use crate::policy::view::{proto_name, rule_label};
 use crate::skel::types::{__sk_buff, segfw_explain};
 
 /// offsetof(struct __sk_buff, cb): the five cb words start here.

@@ -1,7 +1,7 @@
 //! One instance as a command that changes it holds it: the pin dir, the
 //! lock the command took, and the maps it reads and writes, opened once and
 //! passed down (apply, confirm, rollback).
-use super::maps::{open_conntrack, open_rule_stats, Maps, PinnedMap};
+use super::maps::{open_conntrack, open_rule_stats, Maps, TypedMap};
 use super::pins::{PinDir, PinLock};
 use super::repair::repair_maps;
 use super::Result;
@@ -14,9 +14,9 @@ pub struct Instance<'l> {
     /// The policy sets, policy_outer and runtime.
     pub maps: Maps,
     /// Per-rule counters, zeroed for the rules each apply swaps in.
-    pub rule_stats: PinnedMap,
+    pub rule_stats: TypedMap,
     /// Sized when the datapath is loaded; an apply only reads its size.
-    pub conntrack: PinnedMap,
+    pub conntrack: TypedMap,
 }
 
 impl<'l> Instance<'l> {

@@ -1,6 +1,7 @@
 //! The kernel side of segfw as seen from userspace: the pin dir, loading the
-//! skeleton once per pin dir, tcx/tc attachments, typed map I/O, atomic
-//! policy apply, and decoding the live maps back into a readable policy.
+//! skeleton once per pin dir, tcx/tc attachments, typed map I/O, and
+//! atomic policy apply. (The live maps read back as a policy in
+//! crate::policy::view, which does no kernel I/O.)
 //!
 //! Every function works on one instance, named by its [`pins::PinDir`].
 pub mod abi;
@@ -9,7 +10,6 @@ pub mod attach;
 pub mod clock;
 pub mod confirm;
 pub mod conntrack;
-pub mod decode;
 pub mod events;
 pub mod explain;
 pub mod faults;

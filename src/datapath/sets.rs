@@ -2,7 +2,7 @@
 //! which idle, the generation counter, the records each set keeps (its
 //! pending confirmation, its runtime settings), and the runtime map and
 //! second pins that follow the live set.
-use super::maps::{Maps, PinnedMap};
+use super::maps::{Maps, TypedMap};
 use super::pins::{PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN};
 use super::set_records::{parse_runtime_text, Pending};
 use super::Result;
@@ -46,7 +46,7 @@ pub(crate) fn read_pending(maps: &Maps, set: usize) -> Result<Option<Pending>> {
 }
 
 /// Removes the pending record of a set (its meta map), if it has one.
-pub(crate) fn delete_pending(meta: &PinnedMap) -> Result<()> {
+pub(crate) fn delete_pending(meta: &TypedMap) -> Result<()> {
     meta.delete(&pending_key())
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn set_name(set: usize) -> &'static str {
 
 /// The runtime settings recorded with a set (sets filled by an older
 /// segfw have none).
-pub(crate) fn read_runtime_settings(meta: &PinnedMap) -> Result<Option<RuntimeSettings>> {
+pub(crate) fn read_runtime_settings(meta: &TypedMap) -> Result<Option<RuntimeSettings>> {
     let key = segfw_meta_key {
         kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
         id: META_CONFIG_RUNTIME,

@@ -5,7 +5,6 @@ use super::attach::{attachments, Attachment};
 use super::clock::rfc3339_utc;
 use super::clock::unix_ms;
 use super::confirm::pending;
-use super::decode::{decode, Action, Mode, RouterAdvertisements};
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::netns::Netns;
@@ -13,6 +12,7 @@ use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
 use super::set_records::Pending;
 use super::Result;
+use crate::policy::view::{decode, Action, Mode, RouterAdvertisements};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -242,7 +242,7 @@ fn netns_warning(attachments: &[Attachment]) -> Option<String> {
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
         .iter()
-        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name)).ok())
+        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name), pins.open_mode()).ok())
         .filter_map(|map| {
             use libbpf_rs::MapCore;
             map.query_fdinfo().ok()?.memlock

@@ -11,6 +11,10 @@ use crate::skel::types::{
 };
 
 /// Bits of the `kind` field, always matched.
+/// One policy trie entry, and one meta (names and records) entry.
+pub type TrieEntry = (segfw_policy_key, segfw_policy_value);
+pub type MetaEntry = (segfw_meta_key, segfw_meta_value);
+
 pub const KIND_BITS: u32 = segfw_limits::SEGFW_KEY_KIND_BITS.0;
 /// Bits of a rule key before the port: src_seg, dst_seg, proto.
 pub const RULE_FIXED_BITS: u32 = segfw_limits::SEGFW_KEY_RULE_FIXED_BITS.0;

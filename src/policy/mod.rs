@@ -12,6 +12,7 @@ pub mod image;
 pub mod model;
 mod raw;
 pub mod validate;
+pub mod view;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

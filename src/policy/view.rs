@@ -3,16 +3,15 @@
 //!
 //! Both `policy show` (live maps) and `policy diff` (live vs a file's
 //! image) go through the same decoder, so a diff compares like with like.
-//! Single entries are decoded by crate::policy::decode::decode_entry;
+//! Single entries are decoded by decode.rs's `decode_entry`;
 //! this module reassembles them into segments and rules.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::maps::{MetaEntry, TrieEntry};
-use crate::policy::decode::{decode_entry, meta_text, Entry};
-use crate::policy::image::{PROTO_ANY, SEG_ANY, SEG_WORLD};
-use crate::policy::model::{self, PortRange, Prefix};
+use super::decode::{decode_entry, meta_text, Entry};
+use super::image::{MetaEntry, TrieEntry, PROTO_ANY, SEG_ANY, SEG_WORLD};
+use super::model::{self, PortRange, Prefix};
 use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
