@@ -9,7 +9,7 @@ use crate::datapath::events::endpoint;
 use crate::datapath::explain::{explain, parse_endpoint, Explanation, Probe};
 use crate::datapath::Direction;
 use crate::policy::model::Proto;
-use crate::policy::validate::values::{icmp_type_name, proto_name, proto_number};
+use crate::policy::validate::values::{icmp_type_name, proto_from_name, proto_number};
 use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,7 @@ fn probe(args: &Args) -> anyhow::Result<Probe> {
 fn parse_proto(text: &str) -> anyhow::Result<u8> {
     let parsed = match text.parse::<i64>() {
         Ok(n) => proto_number(n),
-        Err(_) => proto_name(text),
+        Err(_) => proto_from_name(text),
     };
     match parsed.map_err(|(_, msg)| usage(format!("--proto: {msg}")))? {
         Proto::Number(n) => Ok(n),

@@ -383,19 +383,16 @@ impl RuleParts {
 }
 
 fn is_icmp(proto: u16) -> bool {
-    proto == 1 || proto == 58
+    u8::try_from(proto).is_ok_and(model::is_icmp)
 }
 
-/// Protocol number as the policy file spells it.
+/// A key's protocol number as the policy file spells it
+/// ([`model::proto::NAMES`]; PROTO_ANY is "any").
 pub fn proto_name(proto: u16) -> String {
-    match proto {
-        1 => "icmp".to_string(),
-        6 => "tcp".to_string(),
-        17 => "udp".to_string(),
-        58 => "icmpv6".to_string(),
-        132 => "sctp".to_string(),
-        PROTO_ANY => "any".to_string(),
-        other => other.to_string(),
+    match (proto, u8::try_from(proto)) {
+        (PROTO_ANY, _) => model::Proto::Any.to_string(),
+        (_, Ok(number)) => model::Proto::Number(number).to_string(),
+        (other, Err(_)) => other.to_string(),
     }
 }
 
