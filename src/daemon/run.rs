@@ -15,7 +15,6 @@ use anyhow::Context;
 use crate::error::error_chain;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use sha2::{Digest, Sha256};
 
 use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
@@ -33,7 +32,7 @@ use crate::datapath::records::{
 };
 use crate::datapath::{DatapathError, Direction};
 use crate::policy::view::decode;
-use crate::policy::{check_bytes, CheckedPolicy};
+use crate::policy::{check_bytes, sha256_hex, CheckedPolicy};
 
 /// How long the loop blocks on the ring buffer: the latency of signals
 /// and file changes.
@@ -730,13 +729,6 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn check(bytes: &[u8], path: &Path) -> anyhow::Result<CheckedPolicy> {
     Ok(check_bytes(bytes, path)?)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// One line on stderr (stdout carries the events), with a UTC timestamp.

@@ -14,7 +14,7 @@ use super::sets::{
     repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
 };
 use super::{DatapathError, Result};
-use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings};
+use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings, TrieEntry};
 use crate::policy::CheckedPolicy;
 use crate::skel::types::{
     segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_meta_value, segfw_policy_key,
@@ -211,7 +211,9 @@ pub fn fill_and_swap(
     image: &PolicyImage,
     records: &[MetaEntry],
 ) -> Result<()> {
-    replace_set(maps, pins, set, image, records)?;
+    let mut names = image.meta.clone();
+    names.extend_from_slice(records);
+    replace_set(maps, pins, set, &image.trie, &names)?;
     fault_point("filled");
     // The swap: the kernel waits for running programs before returning, so
     // once it returns no packet still uses the old set.
@@ -234,15 +236,13 @@ fn replace_set(
     maps: &mut Maps,
     pins: Option<&PinDir>,
     set: usize,
-    image: &PolicyImage,
-    records: &[MetaEntry],
+    trie_entries: &[TrieEntry],
+    meta_entries: &[MetaEntry],
 ) -> Result<()> {
     let mut trie = maps.policy[set].empty_twin()?;
     let mut meta = maps.meta[set].empty_twin()?;
     fault_point("created");
-    let mut names = image.meta.clone();
-    names.extend_from_slice(records);
-    fill_in_parallel(&trie, &image.trie, &meta, &names)?;
+    fill_in_parallel(&trie, trie_entries, &meta, meta_entries)?;
     if let Some(pins) = pins {
         let (trie_pin, meta_pin) = SET_PINS[set];
         trie.repin(&pins.map(trie_pin))?;

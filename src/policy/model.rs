@@ -123,6 +123,25 @@ impl PortRange {
     }
 }
 
+/// Sorts `ranges` and merges overlapping and adjacent ones to the front;
+/// returns how many remain (the compiler merges a rule's ports, the
+/// policy view the ports it reads back).
+pub fn merge_ranges(ranges: &mut [PortRange]) -> usize {
+    ranges.sort_unstable();
+    let mut merged = 0;
+    for i in 0..ranges.len() {
+        let range = ranges[i];
+        if merged > 0 && u32::from(range.lo) <= u32::from(ranges[merged - 1].hi) + 1 {
+            let last = &mut ranges[merged - 1];
+            last.hi = last.hi.max(range.hi);
+        } else {
+            ranges[merged] = range;
+            merged += 1;
+        }
+    }
+    merged
+}
+
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.lo == self.hi {

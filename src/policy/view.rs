@@ -397,32 +397,13 @@ pub fn proto_name(proto: u16) -> String {
 }
 
 /// Merged ranges as text; the full range `0..=max` reads as "all" (empty).
-fn ranges_text(ranges: Vec<PortRange>, max: u32) -> Vec<String> {
-    let mut ranges: Vec<(u32, u32)> = ranges
-        .iter()
-        .map(|r| (u32::from(r.lo), u32::from(r.hi)))
-        .collect();
-    ranges.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::new();
-    for (first, last) in ranges {
-        match merged.last_mut() {
-            Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
-            _ => merged.push((first, last)),
-        }
-    }
-    if merged == [(0, max)] {
+fn ranges_text(mut ranges: Vec<PortRange>, max: u16) -> Vec<String> {
+    let merged = model::merge_ranges(&mut ranges);
+    ranges.truncate(merged);
+    if ranges == [PortRange { lo: 0, hi: max }] {
         return Vec::new();
     }
-    merged
-        .into_iter()
-        .map(|(first, last)| {
-            if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            }
-        })
-        .collect()
+    ranges.iter().map(PortRange::to_string).collect()
 }
 
 /// What differs between two policies; rule and segment ids are ignored.
