@@ -16,10 +16,7 @@ use super::sets::{
 use super::{DatapathError, Result};
 use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings, TrieEntry};
 use crate::policy::CheckedPolicy;
-use crate::skel::types::{
-    segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_meta_value, segfw_policy_key,
-    segfw_policy_value,
-};
+use crate::skel::types::{segfw_key_kind, segfw_meta_config};
 
 /// Failures of apply, confirm and rollback.
 #[derive(Debug, thiserror::Error)]
@@ -256,8 +253,8 @@ fn replace_set(
 /// One piece of a set's fill (one batch syscall), small enough that threads
 /// share the fill evenly.
 enum Fill<'a> {
-    Trie(&'a [(segfw_policy_key, segfw_policy_value)]),
-    Meta(&'a [(segfw_meta_key, segfw_meta_value)]),
+    Trie(&'a [TrieEntry]),
+    Meta(&'a [MetaEntry]),
 }
 
 /// Writes both maps of a set on every CPU. The trie's lock serializes its
@@ -266,9 +263,9 @@ enum Fill<'a> {
 /// alternate so that one thread fills the trie while another fills meta.
 fn fill_in_parallel(
     trie: &TypedMap,
-    trie_entries: &[(segfw_policy_key, segfw_policy_value)],
+    trie_entries: &[TrieEntry],
     meta: &TypedMap,
-    meta_entries: &[(segfw_meta_key, segfw_meta_value)],
+    meta_entries: &[MetaEntry],
 ) -> Result<()> {
     let mut tries = trie_entries.chunks(BATCH).map(Fill::Trie);
     let mut metas = meta_entries.chunks(BATCH).map(Fill::Meta);
