@@ -15,10 +15,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::datapath::confirm::pending;
 use crate::datapath::maps::{open_conntrack, open_reason_stats, open_rule_stats, Maps, TypedMap};
 use crate::datapath::names::reason_name;
 use crate::datapath::pins::PinDir;
+use crate::datapath::sets::awaiting_confirmation;
 use crate::datapath::{DatapathError, Result};
 use crate::error::error_chain;
 use crate::policy::view::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
@@ -138,7 +138,7 @@ impl Reader {
                 .map(|r| r.suppressed)
                 .sum(),
             generation: runtime.generation,
-            confirm_pending: pending(pins)?.is_some(),
+            confirm_pending: awaiting_confirmation(&maps)?.is_some(),
             apply,
         })
     }

@@ -10,8 +10,8 @@ use super::maps::{Maps, TypedMap, BATCH};
 use super::pins::{PinDir, SET_PINS};
 use super::set_records::{runtime_text, Pending};
 use super::sets::{
-    delete_pending, idle_set, live_generation, next_generation, next_runtime, read_pending,
-    repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
+    awaiting_confirmation, delete_pending, idle_set, live_generation, next_generation,
+    next_runtime, repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
 };
 use super::{DatapathError, Result};
 use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings, TrieEntry};
@@ -118,10 +118,7 @@ pub fn apply_image(
     } = instance;
     let runtime = maps.runtime()?;
     let live = maps.active_set()?;
-    let awaiting = live
-        .map(|set| read_pending(maps, set))
-        .transpose()?
-        .flatten();
+    let awaiting = awaiting_confirmation(maps)?;
     if let Some(pending) = awaiting.filter(|_| !options.force) {
         return Err(ApplyError::ConfirmPending { pending });
     }

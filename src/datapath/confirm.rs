@@ -9,8 +9,8 @@ use super::maps::Maps;
 use super::pins::PinDir;
 use super::set_records::Pending;
 use super::sets::{
-    delete_pending, next_generation, next_runtime, read_pending, read_runtime_settings,
-    repin_active, settings_of,
+    awaiting_confirmation, delete_pending, next_generation, next_runtime, read_pending,
+    read_runtime_settings, repin_active, settings_of,
 };
 use super::Result;
 use crate::policy::image::config_key;
@@ -28,20 +28,10 @@ pub struct RollbackReport {
     pub active_set: usize,
 }
 
-/// The confirmation the live policy awaits, if any.
-pub fn pending(pins: &PinDir) -> Result<Option<Pending>> {
-    Ok(live_pending(pins)?.1)
-}
-
 /// The runtime generation and the confirmation the live policy awaits.
 pub fn live_pending(pins: &PinDir) -> Result<(u32, Option<Pending>)> {
     let maps = Maps::open(pins)?;
-    let generation = maps.runtime()?.generation;
-    let pending = match maps.active_set()? {
-        Some(set) => read_pending(&maps, set)?,
-        None => None,
-    };
-    Ok((generation, pending))
+    Ok((maps.runtime()?.generation, awaiting_confirmation(&maps)?))
 }
 
 /// `segfw policy confirm`: the live policy stays; its pending

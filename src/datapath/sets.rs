@@ -45,6 +45,14 @@ pub(crate) fn read_pending(maps: &Maps, set: usize) -> Result<Option<Pending>> {
     Ok(value.and_then(|v| Pending::parse(&meta_text(&v))))
 }
 
+/// The confirmation the live set awaits, if any.
+pub fn awaiting_confirmation(maps: &Maps) -> Result<Option<Pending>> {
+    match maps.active_set()? {
+        Some(set) => read_pending(maps, set),
+        None => Ok(None),
+    }
+}
+
 /// Removes the pending record of a set (its meta map), if it has one.
 pub(crate) fn delete_pending(meta: &TypedMap) -> Result<()> {
     meta.delete(&pending_key())

@@ -4,13 +4,13 @@ use serde::Serialize;
 use super::attach::{attachments, Attachment};
 use super::clock::rfc3339_utc;
 use super::clock::unix_ms;
-use super::confirm::pending;
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::netns::Netns;
 use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
 use super::set_records::Pending;
+use super::sets::awaiting_confirmation;
 use super::Result;
 use crate::policy::view::{decode, Action, Mode, RouterAdvertisements};
 
@@ -187,7 +187,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     // A live set without a CONFIG entry (generation 0 in the trie) is the
     // "no policy" a rollback of a first apply restores.
     let active = maps.active_set()?.filter(|_| view.generation != 0);
-    let awaiting = pending(pins)?.map(|p| PendingStatus::new(&p, unix_ms()));
+    let awaiting = awaiting_confirmation(&maps)?.map(|p| PendingStatus::new(&p, unix_ms()));
     status.policy = active.map(|set| PolicyStatus {
         generation: view.generation,
         sha256: view.sha256.clone(),
