@@ -232,7 +232,7 @@ fn load_segfw(conntrack_entries: u32) -> SegfwSkel<'static> {
     let skel = open.load().expect("load segfw");
     let checked = segfw::policy::check_str(POLICY, Path::new("bench-conntrack.toml"))
         .expect("benchmark policy is valid");
-    segfw::datapath::apply::apply_to_skeleton(&skel, &checked.image, 1).expect("apply the policy");
+    fill_policy(&skel, &checked.image);
     skel
 }
 
@@ -293,4 +293,13 @@ fn tcp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) ->
     tcp[13] = flags;
     f.extend_from_slice(&tcp);
     f
+}
+
+/// Fills and swaps in `image` as `policy apply` does, on the skeleton's maps.
+fn fill_policy(skel: &SegfwSkel<'_>, image: &segfw::policy::image::PolicyImage) {
+    use segfw::datapath::{apply, maps::Maps};
+    let image = image.clone().with_generation(1);
+    let records = apply::config_records("benchmark policy", "", &image.runtime, None);
+    let mut maps = Maps::of_skeleton(skel).expect("open the benchmark datapath's maps");
+    apply::fill_and_swap(&mut maps, None, 0, &image, &records).expect("apply the policy");
 }

@@ -281,7 +281,7 @@ fn load_segfw(image: &PolicyImage) -> SegfwSkel<'static> {
         .open(storage)
         .expect("open segfw.bpf.o");
     let skel = open.load().expect("load segfw");
-    segfw::datapath::apply::apply_to_skeleton(&skel, image, 1).expect("apply the policy");
+    fill_policy(&skel, image);
     skel
 }
 
@@ -344,4 +344,13 @@ fn tcp_frame(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8) -> Vec
     tcp[13] = flags;
     f.extend_from_slice(&tcp);
     f
+}
+
+/// Fills and swaps in `image` as `policy apply` does, on the skeleton's maps.
+fn fill_policy(skel: &SegfwSkel<'_>, image: &PolicyImage) {
+    use segfw::datapath::{apply, maps::Maps};
+    let image = image.clone().with_generation(1);
+    let records = apply::config_records("benchmark policy", "", &image.runtime, None);
+    let mut maps = Maps::of_skeleton(skel).expect("open the benchmark datapath's maps");
+    apply::fill_and_swap(&mut maps, None, 0, &image, &records).expect("apply the policy");
 }

@@ -4,16 +4,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::common::{
-    announce_fresh_load, checked_policy, interfaces, refuse_under_daemon, short_hash,
+    announce_fresh_load, checked_policy, interfaces, refuse_under_daemon,
     ATTACH_POLICY_UNDER_DAEMON,
 };
 use crate::datapath::apply::apply;
 use crate::datapath::attach::{
     attach, other_programs, refuse_foreign_netns, AttachMode, AttachOutcome, Interface,
 };
+use crate::datapath::instance::Instance;
 use crate::datapath::loader::{load_or_reuse, LoadReport};
 use crate::datapath::netns::Netns;
-use crate::datapath::pins::{PinDir, PinLock};
+use crate::datapath::pins::PinDir;
 use crate::datapath::Direction;
 use crate::policy::CheckedPolicy;
 
@@ -72,13 +73,14 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("load segfw into {}", pin_dir.display()))?;
     print_load(&pins, &report);
     // An apply killed half-way left runtime or the second pins behind.
-    crate::datapath::apply::repair(&pins, &lock)
+    let mut instance = Instance::open(&pins, &lock)
+        .and_then(|mut instance| instance.repair().map(|()| instance))
         .with_context(|| format!("repair segfw in {}", pin_dir.display()))?;
 
     // The policy goes in before the hooks, so no packet of a new attachment
     // is ever judged without it.
     if let (Some(policy), Some(path)) = (&policy, &args.policy) {
-        apply_policy(&pins, &lock, policy, path)?;
+        apply_policy(&mut instance, policy, path)?;
     }
     for iface in &ifaces {
         for dir in args.direction.list() {
@@ -108,26 +110,17 @@ fn print_load(pins: &PinDir, report: &LoadReport) {
 }
 
 pub fn apply_policy(
-    pins: &PinDir,
-    lock: &PinLock,
+    instance: &mut Instance,
     policy: &CheckedPolicy,
     shown_path: &Path,
 ) -> anyhow::Result<()> {
-    let report = apply(pins, lock, policy).with_context(|| {
+    let report = apply(instance, policy).with_context(|| {
         format!(
             "apply {}; the previous policy stays in force",
             shown_path.display()
         )
     })?;
-    println!(
-        "applied {}: generation {} (sha256 {}), {} rules, {} entries, swapped in {} ms",
-        shown_path.display(),
-        report.generation,
-        short_hash(&report.sha256),
-        report.rules,
-        report.trie_entries,
-        report.elapsed.as_millis()
-    );
+    super::policy_apply::print_applied(shown_path, &report);
     Ok(())
 }
 

@@ -22,7 +22,7 @@ pub fn run(pin_dir: &Path, cmd: Command) -> anyhow::Result<()> {
     let pins = installed(pin_dir)?;
     match cmd {
         Command::List { json } => {
-            let flows = list(&pins).context("list tracked sessions")?;
+            let flows = list(&pins.read_only()).context("list tracked sessions")?;
             if json {
                 return print_json(&flows);
             }

@@ -9,7 +9,7 @@ use crate::datapath::events::endpoint;
 use crate::datapath::explain::{explain, parse_endpoint, Explanation, Probe};
 use crate::datapath::Direction;
 use crate::policy::model::Proto;
-use crate::policy::validate::values::{icmp_type_name, proto_name, proto_number};
+use crate::policy::validate::values::{icmp_type_name, proto_from_name, proto_number};
 use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
@@ -37,7 +37,7 @@ pub struct Args {
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     // The probe is checked before the instance: a typo exits 2 anywhere.
     let probe = probe(&args)?;
-    let pins = installed(pin_dir)?;
+    let pins = installed(pin_dir)?.read_only();
     let answer = explain(&pins, &probe).with_context(|| {
         format!(
             "explain an {} packet with the explain program of the segfw instance in {}",
@@ -75,7 +75,7 @@ fn probe(args: &Args) -> anyhow::Result<Probe> {
 fn parse_proto(text: &str) -> anyhow::Result<u8> {
     let parsed = match text.parse::<i64>() {
         Ok(n) => proto_number(n),
-        Err(_) => proto_name(text),
+        Err(_) => proto_from_name(text),
     };
     match parsed.map_err(|(_, msg)| usage(format!("--proto: {msg}")))? {
         Proto::Number(n) => Ok(n),

@@ -14,6 +14,7 @@ pub mod policy_apply;
 pub mod policy_check;
 pub mod policy_confirm;
 pub mod policy_diff;
+pub mod policy_rollback_watch;
 pub mod policy_show;
 pub mod run;
 pub mod stats;
@@ -79,31 +80,12 @@ pub enum PolicyCommand {
     Confirm(policy_confirm::Args),
     /// The rollback watchdog that `apply --confirm` starts (internal).
     #[command(hide = true)]
-    RollbackWatch(policy_confirm::WatchArgs),
-}
-
-impl Command {
-    /// Commands that only read maps: they open them with BPF_F_RDONLY.
-    /// (`events` is not one: consuming the ring buffer writes its consumer
-    /// position.)
-    fn reads_only(&self) -> bool {
-        matches!(
-            self,
-            Command::Status(_)
-                | Command::Stats(_)
-                | Command::Explain(_)
-                | Command::Conntrack(conntrack::Command::List { .. })
-                | Command::Policy(PolicyCommand::Show(_) | PolicyCommand::Diff(_))
-        )
-    }
+    RollbackWatch(policy_rollback_watch::WatchArgs),
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let pin_dir = cli.pin_dir.as_path();
-    if cli.command.reads_only() {
-        crate::datapath::maps::open_maps_read_only();
-    }
     match cli.command {
         Command::Attach(args) => attach::run(pin_dir, args),
         Command::Detach(args) => detach::run(pin_dir, args),
@@ -118,7 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(pin_dir, args),
         Command::Policy(PolicyCommand::Confirm(args)) => policy_confirm::run(pin_dir, args),
         Command::Policy(PolicyCommand::RollbackWatch(args)) => {
-            policy_confirm::run_watch(pin_dir, args)
+            policy_rollback_watch::run_watch(pin_dir, args)
         }
         Command::Events(args) => events::run(pin_dir, args),
         Command::Explain(args) => explain::run(pin_dir, args),

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::common::{checked_policy, installed, refuse_under_daemon, short_hash, DaemonGuard};
-use crate::daemon::rollback;
-use crate::datapath::apply::{apply_with, next_generation_of, unix_ms, ApplyOptions, ApplyReport};
+use super::policy_rollback_watch;
+use crate::datapath::apply::{apply_with, next_generation_of, ApplyOptions, ApplyReport};
 use crate::datapath::clock::rfc3339_utc;
-use crate::datapath::maps::open_conntrack;
+use crate::datapath::clock::unix_ms;
+use crate::datapath::instance::Instance;
 
 /// A manual apply overrides the daemon's policy file.
 pub const UNDER_DAEMON: DaemonGuard<'static> = DaemonGuard {
@@ -47,6 +48,13 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     let pins = installed(pin_dir)?;
     let lock = pins.lock()?;
     refuse_under_daemon(&pins, &UNDER_DAEMON, args.force)?;
+    let not_applied = || {
+        format!(
+            "apply {}; the live policy stays in force",
+            args.file.display()
+        )
+    };
+    let mut instance = Instance::open(&pins, &lock).with_context(not_applied)?;
     let options = ApplyOptions {
         force: args.force,
         confirm_deadline_ms: args.confirm.map(|secs| unix_ms() + secs * 1000),
@@ -55,32 +63,27 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     // after it, the rollback still happens.
     let mut watchdog = match options.confirm_deadline_ms {
         Some(deadline) => {
-            let generation = next_generation_of(&pins, &lock)?;
-            let child = rollback::spawn(pin_dir, generation, deadline)
+            let generation = next_generation_of(&mut instance)?;
+            let child = policy_rollback_watch::spawn(pin_dir, generation, deadline)
                 .context("start the rollback watchdog; nothing was applied")?;
             Some(child)
         }
         None => None,
     };
-    let report = match apply_with(&pins, &lock, &policy, options) {
+    let report = match apply_with(&mut instance, &policy, options) {
         Ok(report) => report,
         Err(err) => {
             if let Some(child) = watchdog.as_mut() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            return Err(err).with_context(|| {
-                format!(
-                    "apply {}; the live policy stays in force",
-                    args.file.display()
-                )
-            });
+            return Err(err).with_context(not_applied);
         }
     };
     print_report(&args.file, &report);
     // The conntrack size is fixed when the map is created.
     let wanted = policy.image.runtime.conntrack_max_entries;
-    let in_use = open_conntrack(&pins)?.max_entries();
+    let in_use = instance.conntrack.max_entries();
     if wanted != in_use {
         eprintln!(
             "warning: conntrack keeps its {in_use} entries (policy asks for {wanted}); \
@@ -90,7 +93,9 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(file: &Path, report: &ApplyReport) {
+/// "applied FILE: generation G ...", the line every apply prints (here
+/// and in `attach --policy`).
+pub(super) fn print_applied(file: &Path, report: &ApplyReport) {
     println!(
         "applied {}: generation {} (sha256 {}), {} rules, {} entries, swapped in {} ms",
         file.display(),
@@ -100,6 +105,10 @@ fn print_report(file: &Path, report: &ApplyReport) {
         report.trie_entries,
         report.elapsed.as_millis()
     );
+}
+
+fn print_report(file: &Path, report: &ApplyReport) {
+    print_applied(file, report);
     if let Some(forced) = &report.forced {
         println!(
             "generation {} was awaiting confirmation: confirmed implicitly (--force)",

@@ -3,8 +3,8 @@ use std::path::{Path, PathBuf};
 
 use super::common::{checked_policy, print_json};
 use super::policy_show::live_view;
-use crate::datapath::decode::{decode, diff, PolicyDiff};
 use crate::datapath::pins::PinDir;
+use crate::policy::view::{decode, diff, PolicyDiff};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

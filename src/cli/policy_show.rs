@@ -6,8 +6,8 @@ use anyhow::Context;
 
 use super::common::{installed, print_json};
 use super::status::serde_plain;
-use crate::datapath::decode::{decode, PolicyView, RuleView};
 use crate::datapath::maps::Maps;
+use crate::policy::view::{decode, PolicyView, RuleView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,7 +27,7 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
 
 /// The live policy of the instance in `pin_dir`.
 pub fn live_view(pin_dir: &Path) -> anyhow::Result<PolicyView> {
-    let pins = installed(pin_dir)?;
+    let pins = installed(pin_dir)?.read_only();
     let maps = Maps::open(&pins)?;
     let (trie, meta) = maps
         .live_policy()

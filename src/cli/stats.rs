@@ -31,7 +31,7 @@ struct UnusedRule<'a> {
 }
 
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
-    let pins = installed(pin_dir)?;
+    let pins = installed(pin_dir)?.read_only();
     let stats = collect(&pins, args.unused).with_context(|| {
         format!(
             "read counters of the segfw instance in {}",

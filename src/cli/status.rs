@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
-    let pins = PinDir::new(pin_dir);
+    let pins = PinDir::new(pin_dir).read_only();
     let report =
         status(&pins).with_context(|| format!("read segfw status in {}", pin_dir.display()))?;
     if args.json {

@@ -15,13 +15,13 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::datapath::apply::pending;
-use crate::datapath::decode::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
-use crate::datapath::maps::{open_conntrack, open_reason_stats, open_rule_stats, Maps, PinnedMap};
+use crate::datapath::maps::{open_conntrack, open_reason_stats, open_rule_stats, Maps, TypedMap};
 use crate::datapath::names::reason_name;
 use crate::datapath::pins::PinDir;
+use crate::datapath::sets::awaiting_confirmation;
 use crate::datapath::{DatapathError, Result};
 use crate::error::error_chain;
+use crate::policy::view::{rule_label, rule_names, RULE_DEFAULT, RULE_FAILSAFE};
 use crate::skel::types::{segfw_ratelimit, segfw_reason, segfw_rule_stats};
 
 /// Content type of the OpenMetrics text format.
@@ -126,7 +126,7 @@ impl Reader {
         }
 
         let conntrack = open_conntrack(pins)?;
-        let ratelimit = PinnedMap::open::<u32, segfw_ratelimit>(pins, "ratelimit")?;
+        let ratelimit = TypedMap::open::<u32, segfw_ratelimit>(pins, "ratelimit")?;
         Ok(Snapshot {
             rules,
             reasons,
@@ -138,7 +138,7 @@ impl Reader {
                 .map(|r| r.suppressed)
                 .sum(),
             generation: runtime.generation,
-            confirm_pending: pending(pins)?.is_some(),
+            confirm_pending: awaiting_confirmation(&maps)?.is_some(),
             apply,
         })
     }

@@ -15,15 +15,15 @@ use anyhow::Context;
 use crate::error::error_chain;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use sha2::{Digest, Sha256};
 
 use super::metrics::{ApplyState, MetricsServer, SharedApplyState};
 use super::watch::PolicyWatcher;
-use crate::datapath::apply::{apply_with, unix_ms, ApplyError, ApplyOptions, ApplyReport};
+use crate::datapath::apply::{apply_with, ApplyError, ApplyOptions, ApplyReport};
 use crate::datapath::attach::{attach, detach, inspect, AttachMode, AttachOutcome, Interface};
 use crate::datapath::clock::rfc3339_utc;
-use crate::datapath::decode::decode;
+use crate::datapath::clock::unix_ms;
 use crate::datapath::events::EventStream;
+use crate::datapath::instance::Instance;
 use crate::datapath::loader::{load_or_reuse, Programs};
 use crate::datapath::maps::Maps;
 use crate::datapath::pins::{PinDir, PinLock};
@@ -31,7 +31,8 @@ use crate::datapath::records::{
     clear_daemon_record, live_daemon, write_daemon_record, DaemonRecord,
 };
 use crate::datapath::{DatapathError, Direction};
-use crate::policy::{check_bytes, CheckedPolicy};
+use crate::policy::view::decode;
+use crate::policy::{check_bytes, sha256_hex, CheckedPolicy};
 
 /// How long the loop blocks on the ring buffer: the latency of signals
 /// and file changes.
@@ -600,7 +601,10 @@ impl Daemon {
     /// Applies; logs and records the outcome. A pending confirmation
     /// defers the apply (retried every second) instead of overriding it.
     fn apply(&mut self, lock: &PinLock, policy: &CheckedPolicy) -> Result<(), ApplyError> {
-        match apply_with(&self.pins, lock, policy, ApplyOptions::default()) {
+        let applied = Instance::open(&self.pins, lock)
+            .map_err(ApplyError::from)
+            .and_then(|mut instance| apply_with(&mut instance, policy, ApplyOptions::default()));
+        match applied {
             Ok(report) => {
                 self.deferred = false;
                 self.log_applied(&report);
@@ -725,13 +729,6 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn check(bytes: &[u8], path: &Path) -> anyhow::Result<CheckedPolicy> {
     Ok(check_bytes(bytes, path)?)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// One line on stderr (stdout carries the events), with a UTC timestamp.

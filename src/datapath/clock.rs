@@ -1,6 +1,6 @@
 //! Time as the datapath keeps it and as people read it. The datapath stamps
 //! with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC at tick resolution.
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -26,6 +26,13 @@ pub fn wall_clock_ns(ts_ns: u64) -> u64 {
 pub fn rfc3339_utc(unix_ms: u64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(unix_ms);
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Now, as unix milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! Tracked flows, decoded from the conntrack map for `conntrack list`.
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::clock::datapath_clock_ns;
 use serde::Serialize;
 
-use super::decode::{proto_name, rule_label, rule_names};
 use super::maps::{open_conntrack, open_flow_cache, Maps};
 use super::pins::{PinDir, PinLock};
 use super::Result;
+use crate::policy::image::unmapped;
+use crate::policy::view::{proto_name, rule_label, rule_names};
 use crate::skel::types::{segfw_ct_flags, segfw_ct_key, segfw_ct_state, segfw_ct_value};
 
 /// One tracked flow, oriented from its originator.
@@ -63,8 +64,8 @@ fn flow(
     now: u64,
     names: &HashMap<u32, String>,
 ) -> Flow {
-    let lo = (addr(key.lo_addr), u16::from_be(key.lo_port));
-    let hi = (addr(key.hi_addr), u16::from_be(key.hi_port));
+    let lo = (unmapped(key.lo_addr), u16::from_be(key.lo_port));
+    let hi = (unmapped(key.hi_addr), u16::from_be(key.hi_port));
     let orig_is_lo = has(value.flags, segfw_ct_flags::SEGFW_CT_ORIG_IS_LO);
     let ((src, sport), (dst, dport)) = if orig_is_lo { (lo, hi) } else { (hi, lo) };
     Flow {
@@ -92,12 +93,6 @@ fn has(flags: u8, flag: segfw_ct_flags) -> bool {
     u32::from(flags) & flag.0 != 0
 }
 
-/// The datapath stores IPv4 as IPv4-mapped IPv6.
-fn addr(bytes: [u8; 16]) -> IpAddr {
-    let v6 = Ipv6Addr::from(bytes);
-    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-}
-
 /// Name of an enum segfw_ct_state value.
 pub fn state_name(state: u8) -> &'static str {
     match segfw_ct_state(u32::from(state)) {
@@ -122,7 +117,7 @@ mod tests {
             lo_addr: std::net::Ipv4Addr::new(10, 0, 0, 1)
                 .to_ipv6_mapped()
                 .octets(),
-            hi_addr: "fd00::2".parse::<Ipv6Addr>().unwrap().octets(),
+            hi_addr: "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
             lo_port: 5432u16.to_be(),
             hi_port: 40000u16.to_be(),
             proto: 6,

@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fs::File;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +18,12 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
-use super::decode::{proto_name, rule_label};
 use super::maps::Maps;
 use super::names::{live_rule_names, reason_name};
 use super::pins::PinDir;
 use super::{DatapathError, Direction};
+use crate::policy::image::unmapped;
+use crate::policy::view::{proto_name, rule_label};
 use crate::skel::from_bytes;
 use crate::skel::types::{segfw_action, segfw_direction, segfw_event, segfw_event_kind};
 
@@ -288,9 +289,9 @@ fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfac
         interface: ifaces.name(raw.ifindex),
         ifindex: raw.ifindex,
         proto: proto_name(u16::from(raw.proto)),
-        src: plain_addr(Ipv6Addr::from(raw.src).into()),
+        src: unmapped(raw.src),
         sport: u16::from_be(raw.sport),
-        dst: plain_addr(Ipv6Addr::from(raw.dst).into()),
+        dst: unmapped(raw.dst),
         dport: u16::from_be(raw.dport),
         rule_id: raw.rule_id,
         rule: rule_label(raw.rule_id, names),
@@ -304,14 +305,6 @@ fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfac
 pub fn decode_record(bytes: &[u8], names: &HashMap<u32, String>) -> Option<Event> {
     let raw = from_bytes::<segfw_event>(bytes)?;
     Some(decode(&raw, names, &mut Interfaces::default()))
-}
-
-/// The datapath stores IPv4 as IPv4-mapped IPv6; shown as IPv4.
-pub fn plain_addr(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

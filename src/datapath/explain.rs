@@ -13,13 +13,13 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
-use super::decode::{proto_name, rule_label};
 use super::maps::Maps;
 use super::names::live_rule_names;
 use super::names::reason_name;
 use super::pins::PinDir;
 use super::{DatapathError, Direction};
 use crate::policy::model::proto;
+use crate::policy::view::{proto_name, rule_label};
 use crate::skel::types::{__sk_buff, segfw_direction, segfw_explain_cb};
 /// Source port of a probe when --src names none: an ephemeral port.
 pub const DEFAULT_SPORT: u16 = 40000;

@@ -1,15 +1,16 @@
-//! Typed I/O over pinned maps: keys and values are the skeleton's shared
-//! types, converted with crate::skel::{bytes_of, from_bytes}.
+//! Typed I/O over the datapath's maps (pinned, or a loaded skeleton's):
+//! keys and values are the skeleton's shared types, converted with
+//! crate::skel::{bytes_of, from_bytes}.
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use plain::Plain;
 
-use super::pins::{restrict_pin, PinDir, REPIN_SUFFIX, SET_PINS};
+use super::pins::{restrict_pin, OpenMode, PinDir, REPIN_SUFFIX, SET_PINS};
 use super::{DatapathError, Result};
+use crate::policy::image::{MetaEntry, TrieEntry};
 use crate::skel::types::{
     segfw_ct_key, segfw_ct_value, segfw_flow_cache, segfw_meta_key, segfw_meta_value,
     segfw_policy_key, segfw_policy_value, segfw_rule_stats, segfw_runtime,
@@ -19,47 +20,46 @@ use crate::skel::{bytes_of, from_bytes};
 /// Entries per batch syscall.
 pub(crate) const BATCH: usize = 4096;
 
-/// Set once by read-only commands: every map this process opens afterwards
-/// is opened with BPF_F_RDONLY, so they work on pins an operator made
-/// read-only and can never write a map by mistake.
-static READ_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// Makes this process open every pinned map read-only (BPF_F_RDONLY).
-/// Called by status, policy show/diff, stats, conntrack list and explain.
-pub fn open_maps_read_only() {
-    READ_ONLY.store(true, Ordering::Relaxed);
+/// Opens a pinned map read-only or read-write, as `mode` says.
+pub fn open_pinned_map(path: &Path, mode: OpenMode) -> libbpf_rs::Result<MapHandle> {
+    MapHandle::from_pinned_path_with_file_flags(path, mode.file_flags())
 }
 
-/// Opens a pinned map: read-only after [`open_maps_read_only`], else
-/// read-write.
-pub fn open_pinned_map(path: &Path) -> libbpf_rs::Result<MapHandle> {
-    let flags = if READ_ONLY.load(Ordering::Relaxed) {
-        libbpf_sys::BPF_F_RDONLY
-    } else {
-        0
-    };
-    MapHandle::from_pinned_path_with_file_flags(path, flags)
-}
-
-/// One pinned map, opened by name.
+/// One map with typed I/O: a pinned map opened by name, a fresh unpinned
+/// twin ([`TypedMap::empty_twin`]) or a loaded skeleton's map.
 #[derive(Debug)]
-pub struct PinnedMap {
+pub struct TypedMap {
     name: String,
     map: MapHandle,
 }
 
-impl PinnedMap {
+impl TypedMap {
     /// Opens maps/<name> of the instance and checks that its key and value
     /// sizes are those of this binary's shared header (a pinned map is an ABI).
     pub fn open<K, V>(pins: &PinDir, name: &str) -> Result<Self> {
-        Self::open_path::<K, V>(&pins.map(name), name)
+        let path = pins.map(name);
+        let map = open_pinned_map(&path, pins.open_mode())
+            .map_err(|source| DatapathError::open_pinned(path, source))?;
+        let opened = TypedMap {
+            name: name.to_string(),
+            map,
+        };
+        opened.check_layout(size_of::<K>(), size_of::<V>())?;
+        Ok(opened)
     }
 
-    /// Opens a pinned map at any path (e.g. maps/policy, the active set).
-    pub fn open_path<K, V>(path: &Path, name: &str) -> Result<Self> {
-        let map = open_pinned_map(path)
-            .map_err(|source| DatapathError::open_pinned(path.to_path_buf(), source))?;
-        let opened = PinnedMap {
+    /// A map of a loaded skeleton, by a duplicate of its fd (an unpinned
+    /// datapath: BPF_PROG_TEST_RUN tests and benchmarks).
+    pub fn of_skeleton<K, V, T: std::fmt::Debug>(
+        map: &libbpf_rs::MapImpl<'_, T>,
+        name: &str,
+    ) -> Result<Self> {
+        let map = MapHandle::try_from(map).map_err(|source| DatapathError::MapIo {
+            map: name.to_string(),
+            op: "duplicate the fd of",
+            source,
+        })?;
+        let opened = TypedMap {
             name: name.to_string(),
             map,
         };
@@ -121,12 +121,21 @@ impl PinnedMap {
             .map_err(self.err("update"))
     }
 
+    /// Deletes `key`; Ok if it is not there.
+    pub fn delete<K: Plain>(&self, key: &K) -> Result<()> {
+        match self.map.delete(bytes_of(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete from")(e)),
+        }
+    }
+
     /// A new, empty, unpinned map with this one's layout and name (see
     /// [`create_like`]).
-    pub fn empty_twin(&self) -> Result<PinnedMap> {
+    pub fn empty_twin(&self) -> Result<TypedMap> {
         let name = self.map.name().to_string_lossy().into_owned();
         let map = create_like(&self.map, &name).map_err(self.err("create a map like"))?;
-        Ok(PinnedMap {
+        Ok(TypedMap {
             name: self.name.clone(),
             map,
         })
@@ -294,7 +303,7 @@ impl PinnedMap {
 
     /// Points slot `index` of this map-of-maps at `inner`: one update, so
     /// the datapath sees the old inner map or the new one, never a mix.
-    pub fn set_inner(&self, index: u32, inner: &PinnedMap) -> Result<()> {
+    pub fn set_inner(&self, index: u32, inner: &TypedMap) -> Result<()> {
         let fd = inner.map.as_fd().as_raw_fd() as u32;
         self.map
             .update(&index.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
@@ -393,14 +402,11 @@ fn btf_fd_by_id(id: u32) -> libbpf_rs::Result<Option<OwnedFd>> {
 /// The maps an instance's commands read and write, opened by name.
 #[derive(Debug)]
 pub struct Maps {
-    pub policy: [PinnedMap; 2],
-    pub meta: [PinnedMap; 2],
-    pub policy_outer: PinnedMap,
-    pub runtime: PinnedMap,
+    pub policy: [TypedMap; 2],
+    pub meta: [TypedMap; 2],
+    pub policy_outer: TypedMap,
+    pub runtime: TypedMap,
 }
-
-pub type TrieEntry = (segfw_policy_key, segfw_policy_value);
-pub type MetaEntry = (segfw_meta_key, segfw_meta_value);
 
 impl Maps {
     pub fn open(pins: &PinDir) -> Result<Self> {
@@ -411,15 +417,37 @@ impl Maps {
         type MV = segfw_meta_value;
         Ok(Maps {
             policy: [
-                PinnedMap::open::<PK, PV>(pins, SET_PINS[0].0)?,
-                PinnedMap::open::<PK, PV>(pins, SET_PINS[1].0)?,
+                TypedMap::open::<PK, PV>(pins, SET_PINS[0].0)?,
+                TypedMap::open::<PK, PV>(pins, SET_PINS[1].0)?,
             ],
             meta: [
-                PinnedMap::open::<MK, MV>(pins, SET_PINS[0].1)?,
-                PinnedMap::open::<MK, MV>(pins, SET_PINS[1].1)?,
+                TypedMap::open::<MK, MV>(pins, SET_PINS[0].1)?,
+                TypedMap::open::<MK, MV>(pins, SET_PINS[1].1)?,
             ],
-            policy_outer: PinnedMap::open::<u32, u32>(pins, "policy_outer")?,
-            runtime: PinnedMap::open::<u32, segfw_runtime>(pins, "runtime")?,
+            policy_outer: TypedMap::open::<u32, u32>(pins, "policy_outer")?,
+            runtime: TypedMap::open::<u32, segfw_runtime>(pins, "runtime")?,
+        })
+    }
+
+    /// The same maps of a loaded, unpinned skeleton, for the fill and swap
+    /// of BPF_PROG_TEST_RUN tests and benchmarks.
+    pub fn of_skeleton(skel: &crate::skel::SegfwSkel<'_>) -> Result<Self> {
+        type PK = segfw_policy_key;
+        type PV = segfw_policy_value;
+        type MK = segfw_meta_key;
+        type MV = segfw_meta_value;
+        let m = &skel.maps;
+        Ok(Maps {
+            policy: [
+                TypedMap::of_skeleton::<PK, PV, _>(&m.policy_a, SET_PINS[0].0)?,
+                TypedMap::of_skeleton::<PK, PV, _>(&m.policy_b, SET_PINS[1].0)?,
+            ],
+            meta: [
+                TypedMap::of_skeleton::<MK, MV, _>(&m.meta_a, SET_PINS[0].1)?,
+                TypedMap::of_skeleton::<MK, MV, _>(&m.meta_b, SET_PINS[1].1)?,
+            ],
+            policy_outer: TypedMap::of_skeleton::<u32, u32, _>(&m.policy_outer, "policy_outer")?,
+            runtime: TypedMap::of_skeleton::<u32, segfw_runtime, _>(&m.runtime, "runtime")?,
         })
     }
 
@@ -474,25 +502,25 @@ impl Maps {
 }
 
 /// The conntrack map.
-pub fn open_conntrack(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_conntrack(pins: &PinDir) -> Result<TypedMap> {
     super::abi::require_compatible(pins)?;
-    PinnedMap::open::<segfw_ct_key, segfw_ct_value>(pins, "conntrack")
+    TypedMap::open::<segfw_ct_key, segfw_ct_value>(pins, "conntrack")
 }
 
 /// The per-CPU flow cache (one entry per CPU).
-pub fn open_flow_cache(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_flow_cache(pins: &PinDir) -> Result<TypedMap> {
     super::abi::require_compatible(pins)?;
-    PinnedMap::open::<u32, segfw_flow_cache>(pins, "flow_cache")
+    TypedMap::open::<u32, segfw_flow_cache>(pins, "flow_cache")
 }
 
 /// The per-CPU per-rule counters.
-pub fn open_rule_stats(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_rule_stats(pins: &PinDir) -> Result<TypedMap> {
     super::abi::require_compatible(pins)?;
-    PinnedMap::open::<u32, segfw_rule_stats>(pins, "rule_stats")
+    TypedMap::open::<u32, segfw_rule_stats>(pins, "rule_stats")
 }
 
 /// The per-CPU per-reason counters.
-pub fn open_reason_stats(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_reason_stats(pins: &PinDir) -> Result<TypedMap> {
     super::abi::require_compatible(pins)?;
-    PinnedMap::open::<u32, u64>(pins, "reason_stats")
+    TypedMap::open::<u32, u64>(pins, "reason_stats")
 }

@@ -1,25 +1,30 @@
 //! The kernel side of segfw as seen from userspace: the pin dir, loading the
-//! skeleton once per pin dir, tcx/tc attachments, typed map I/O, atomic
-//! policy apply, and decoding the live maps back into a readable policy.
+//! skeleton once per pin dir, tcx/tc attachments, typed map I/O, and
+//! atomic policy apply. (The live maps read back as a policy in
+//! crate::policy::view, which does no kernel I/O.)
 //!
 //! Every function works on one instance, named by its [`pins::PinDir`].
 pub mod abi;
 pub mod apply;
 pub mod attach;
 pub mod clock;
+pub mod confirm;
 pub mod conntrack;
-pub mod decode;
 pub mod events;
 pub mod explain;
 pub mod faults;
 pub mod hooks;
 pub mod inspect;
+pub mod instance;
 pub mod loader;
 pub mod maps;
 pub mod names;
 pub mod netns;
 pub mod pins;
 pub mod records;
+pub mod repair;
+pub mod set_records;
+pub mod sets;
 pub mod stats;
 pub mod status;
 pub mod tcfilters;

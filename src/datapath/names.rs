@@ -3,9 +3,9 @@
 //! stats and metrics share.
 use std::collections::HashMap;
 
-use super::decode::rule_names;
 use super::maps::Maps;
 use super::DatapathError;
+use crate::policy::view::rule_names;
 use crate::skel::types::segfw_reason;
 
 /// "drop_policy" for SEGFW_DROP_POLICY, and so on; unknown codes by number.

@@ -57,15 +57,56 @@ pub const REPIN_SUFFIX: &str = "_next";
 /// How long a mutating command waits for another one to finish.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The pin dir of one segfw instance.
+/// How a command opens an instance's maps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpenMode {
+    #[default]
+    ReadWrite,
+    /// BPF_F_RDONLY: for commands that only read (status, policy show and
+    /// diff, stats, conntrack list, explain), so they work on pins an
+    /// operator made read-only and can never write a map by mistake.
+    /// (`events` is not one: consuming the ring buffer writes its consumer
+    /// position.)
+    ReadOnly,
+}
+
+impl OpenMode {
+    /// The file flags of BPF_OBJ_GET.
+    pub fn file_flags(self) -> u32 {
+        match self {
+            OpenMode::ReadWrite => 0,
+            OpenMode::ReadOnly => libbpf_sys::BPF_F_RDONLY,
+        }
+    }
+}
+
+/// The pin dir of one segfw instance, and how the command that names it
+/// opens its maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinDir {
     root: PathBuf,
+    mode: OpenMode,
 }
 
 impl PinDir {
+    /// A pin dir whose maps are opened read-write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        PinDir { root: root.into() }
+        PinDir {
+            root: root.into(),
+            mode: OpenMode::ReadWrite,
+        }
+    }
+
+    /// The same pin dir, its maps opened read-only ([`OpenMode::ReadOnly`]).
+    pub fn read_only(self) -> Self {
+        PinDir {
+            mode: OpenMode::ReadOnly,
+            ..self
+        }
+    }
+
+    pub fn open_mode(&self) -> OpenMode {
+        self.mode
     }
 
     pub fn root(&self) -> &Path {

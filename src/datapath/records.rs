@@ -5,9 +5,9 @@
 use std::mem::size_of;
 use std::path::Path;
 
-use libbpf_rs::{MapCore, MapHandle, MapType};
+use libbpf_rs::{MapHandle, MapType};
 
-use super::maps::PinnedMap;
+use super::maps::TypedMap;
 use super::pins::PinDir;
 use super::{DatapathError, Direction, Result};
 use crate::skel::types::{
@@ -53,15 +53,15 @@ pub fn name_of(field: &[i8]) -> String {
 }
 
 /// maps/link_records.
-pub fn open_link_records(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_link_records(pins: &PinDir) -> Result<TypedMap> {
     pins.require_installed()?;
-    PinnedMap::open::<segfw_link_key, segfw_link_record>(pins, LINK_RECORDS)
+    TypedMap::open::<segfw_link_key, segfw_link_record>(pins, LINK_RECORDS)
 }
 
 /// maps/daemon_record.
-pub fn open_daemon_record(pins: &PinDir) -> Result<PinnedMap> {
+pub fn open_daemon_record(pins: &PinDir) -> Result<TypedMap> {
     pins.require_installed()?;
-    PinnedMap::open::<u32, segfw_daemon_record>(pins, DAEMON_RECORD)
+    TypedMap::open::<u32, segfw_daemon_record>(pins, DAEMON_RECORD)
 }
 
 /// The record of links/IFACE/DIR, if the instance has one (None also
@@ -94,21 +94,8 @@ pub fn delete_link_record(pins: &PinDir, iface: &str, dir: Direction) -> Result<
     if !path.exists() {
         return Ok(());
     }
-    // Opened for its layout check first: never delete from a foreign map.
-    open_link_records(pins)?;
-    let map = super::maps::open_pinned_map(&path).map_err(|source| DatapathError::OpenPinned {
-        path: path.clone(),
-        source,
-    })?;
-    match map.delete(crate::skel::bytes_of(&link_key(iface, dir))) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DatapathError::MapIo {
-            map: LINK_RECORDS.to_string(),
-            op: "delete from",
-            source,
-        }),
-    }
+    // Opened with its layout check: never delete from a foreign map.
+    open_link_records(pins)?.delete(&link_key(iface, dir))
 }
 
 /// A new, empty, unpinned record map `name` (for a pin removed by hand).

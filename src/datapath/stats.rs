@@ -9,12 +9,12 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::clock::{datapath_clock_ns, rfc3339_utc, wall_clock_ns};
-use super::decode::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
-use super::maps::{open_reason_stats, open_rule_stats, Maps, PinnedMap};
+use super::maps::{open_reason_stats, open_rule_stats, Maps, TypedMap};
 use super::names::{live_rule_names, reason_name};
 use super::pins::PinDir;
 use super::Result;
 use crate::policy::image::PolicyImage;
+use crate::policy::view::{rule_label, RULE_DEFAULT, RULE_FAILSAFE};
 use crate::skel::types::{segfw_key_kind, segfw_ratelimit, segfw_reason, segfw_rule_stats};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,7 +125,7 @@ pub fn unused(stats: &Stats) -> Vec<&RuleCounters> {
 
 /// Sum over CPUs of segfw_ratelimit.suppressed (maps/ratelimit).
 fn events_suppressed(pins: &PinDir) -> Result<u64> {
-    let map = PinnedMap::open::<u32, segfw_ratelimit>(pins, "ratelimit")?;
+    let map = TypedMap::open::<u32, segfw_ratelimit>(pins, "ratelimit")?;
     Ok(map
         .get_percpu::<segfw_ratelimit>(0)?
         .iter()
@@ -137,7 +137,7 @@ fn events_suppressed(pins: &PinDir) -> Result<u64> {
 /// default and the failsafe rule), so that they count from this apply on.
 /// Called by `policy apply` right after the swap; packets decided in
 /// between are not counted, which errs towards "unused".
-pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
+pub fn reset_rule_counters(rule_stats: &TypedMap, image: &PolicyImage) -> Result<()> {
     let rule_kind = segfw_key_kind::SEGFW_KIND_RULE.0;
     let ids: Vec<u32> = image
         .meta
@@ -146,7 +146,7 @@ pub fn reset_rule_counters(pins: &PinDir, image: &PolicyImage) -> Result<()> {
         .map(|(key, _)| key.id)
         .chain([RULE_DEFAULT, RULE_FAILSAFE])
         .collect();
-    open_rule_stats(pins)?.zero_percpu(&ids)
+    rule_stats.zero_percpu(&ids)
 }
 
 fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {

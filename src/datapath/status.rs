@@ -1,16 +1,18 @@
 //! Everything `status` shows about one instance, gathered in one report.
 use serde::Serialize;
 
-use super::apply::{pending, unix_ms, Pending};
 use super::attach::{attachments, Attachment};
 use super::clock::rfc3339_utc;
-use super::decode::{decode, Action, Mode, RouterAdvertisements};
+use super::clock::unix_ms;
 use super::loader::Programs;
 use super::maps::{open_conntrack, Maps};
 use super::netns::Netns;
 use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
+use super::set_records::Pending;
+use super::sets::awaiting_confirmation;
 use super::Result;
+use crate::policy::view::{decode, Action, Mode, RouterAdvertisements};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -166,7 +168,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     });
     status.attachments = attachments(pins)?;
     status.netns_warning = netns_warning(&status.attachments);
-    status.damaged = super::apply::damage(pins)?;
+    status.damaged = super::repair::damage(pins)?;
     let missing = super::loader::missing_map_pins(pins);
     if !missing.is_empty() {
         // Policy and fill levels need every map; `attach` repairs first.
@@ -188,7 +190,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     // A live set without a CONFIG entry (generation 0 in the trie) is the
     // "no policy" a rollback of a first apply restores.
     let active = maps.active_set()?.filter(|_| view.generation != 0);
-    let awaiting = pending(pins)?.map(|p| PendingStatus::new(&p, unix_ms()));
+    let awaiting = awaiting_confirmation(&maps)?.map(|p| PendingStatus::new(&p, unix_ms()));
     status.policy = active.map(|set| PolicyStatus {
         generation: view.generation,
         sha256: view.sha256.clone(),
@@ -243,7 +245,7 @@ fn netns_warning(attachments: &[Attachment]) -> Option<String> {
 fn memlock_total(pins: &PinDir) -> u64 {
     super::pins::MAP_NAMES
         .iter()
-        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name)).ok())
+        .filter_map(|name| super::maps::open_pinned_map(&pins.map(name), pins.open_mode()).ok())
         .filter_map(|map| {
             use libbpf_rs::MapCore;
             map.query_fdinfo().ok()?.memlock

@@ -17,7 +17,7 @@ use crate::skel::types::{
 use super::classes::Classes;
 use super::errors::{PolicyError, PolicyErrorKind};
 use super::image::{self, PolicyImage, Summary, PROTO_ANY, SEG_ANY};
-use super::model::{Action, Mode, Policy, PortRange};
+use super::model::{merge_ranges, Action, Mode, Policy, PortRange};
 
 /// Map capacities a policy must fit; `Default` is the datapath's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +204,7 @@ impl RulePorts {
             .map(|rule| {
                 let start = ranges.len();
                 rule.extend_port_ranges(&mut ranges);
-                let merged = normalize(&mut ranges[start..]);
+                let merged = merge_ranges(&mut ranges[start..]);
                 ranges.truncate(start + merged);
                 start..ranges.len()
             })
@@ -269,24 +269,6 @@ fn key_order(key: &segfw_policy_key) -> (u128, u64) {
     let head: [u8; 16] = bytes[..16].try_into().expect("24-byte key");
     let tail: [u8; 8] = bytes[16..24].try_into().expect("24-byte key");
     (u128::from_be_bytes(head), u64::from_be_bytes(tail))
-}
-
-/// Sorts `ranges` and merges overlapping and adjacent ones to the front;
-/// returns how many remain.
-fn normalize(ranges: &mut [PortRange]) -> usize {
-    ranges.sort_unstable();
-    let mut merged = 0;
-    for i in 0..ranges.len() {
-        let range = ranges[i];
-        if merged > 0 && u32::from(range.lo) <= u32::from(ranges[merged - 1].hi) + 1 {
-            let last = &mut ranges[merged - 1];
-            last.hi = last.hi.max(range.hi);
-        } else {
-            ranges[merged] = range;
-            merged += 1;
-        }
-    }
-    merged
 }
 
 /// The winning rule of each port range of one key: the lowest-id deny that
@@ -466,7 +448,7 @@ mod tests {
     #[test]
     fn normalize_merges_overlaps_and_neighbours() {
         let normalized = |mut v: Vec<PortRange>| {
-            let n = normalize(&mut v);
+            let n = merge_ranges(&mut v);
             v.truncate(n);
             v
         };

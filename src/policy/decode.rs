@@ -133,21 +133,19 @@ mod tests {
             flags: 1,
             ..Default::default()
         };
-        let Entry::Rule {
-            src,
-            dst,
-            proto,
-            ports,
-            rule_id,
-            action,
-            log,
-            audit,
-        } = decode_entry(&key, &value)
-        else {
-            panic!("expected a rule entry");
-        };
-        assert_eq!((src, dst, proto, rule_id), (3, image::SEG_ANY, 6, 7));
-        assert_eq!(ports, PortRange { lo: 1024, hi: 2047 });
+        assert_eq!(
+            decode_entry(&key, &value),
+            Entry::Rule {
+                src: 3,
+                dst: image::SEG_ANY,
+                proto: 6,
+                ports: PortRange { lo: 1024, hi: 2047 },
+                rule_id: 7,
+                action: Action::Allow,
+                log: true,
+                audit: false,
+            }
+        );
         let exact = decode_entry(&image::rule_key(1, 2, 6, 443, 16), &value);
         assert!(matches!(
             exact,
@@ -164,7 +162,6 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!((action, log, audit), (Action::Allow, true, false));
     }
 
     #[test]

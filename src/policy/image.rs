@@ -3,7 +3,7 @@
 //!
 //! One policy is one LPM trie (`policy_a` or `policy_b`) holding five kinds
 //! of entries (see bpf/segfw_shared.h), plus names in `meta_a`/`meta_b`.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::skel::types::{
     segfw_key_data, segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value,
@@ -11,6 +11,10 @@ use crate::skel::types::{
 };
 
 /// Bits of the `kind` field, always matched.
+/// One policy trie entry, and one meta (names and records) entry.
+pub type TrieEntry = (segfw_policy_key, segfw_policy_value);
+pub type MetaEntry = (segfw_meta_key, segfw_meta_value);
+
 pub const KIND_BITS: u32 = segfw_limits::SEGFW_KEY_KIND_BITS.0;
 /// Bits of a rule key before the port: src_seg, dst_seg, proto.
 pub const RULE_FIXED_BITS: u32 = segfw_limits::SEGFW_KEY_RULE_FIXED_BITS.0;
@@ -31,6 +35,13 @@ pub fn mapped_v6(addr: IpAddr) -> [u8; 16] {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     }
+}
+
+/// An address as the datapath stores it, read back: IPv4-mapped IPv6 is
+/// IPv4 (the inverse of [`mapped_v6`]).
+pub fn unmapped(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 /// Prefix length in the IPv6 space: IPv4 /n is ::ffff:0:0/96+n.

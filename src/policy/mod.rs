@@ -12,6 +12,7 @@ pub mod image;
 pub mod model;
 mod raw;
 pub mod validate;
+pub mod view;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -126,7 +127,8 @@ fn not_utf8(file: &Path, bytes: &[u8], e: std::str::Utf8Error) -> PolicyErrors {
     PolicyErrors::new(file.to_path_buf(), vec![error])
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// A file's sha256 as `status` shows it (lowercase hex).
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

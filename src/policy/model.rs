@@ -123,6 +123,25 @@ impl PortRange {
     }
 }
 
+/// Sorts `ranges` and merges overlapping and adjacent ones to the front;
+/// returns how many remain (the compiler merges a rule's ports, the
+/// policy view the ports it reads back).
+pub fn merge_ranges(ranges: &mut [PortRange]) -> usize {
+    ranges.sort_unstable();
+    let mut merged = 0;
+    for i in 0..ranges.len() {
+        let range = ranges[i];
+        if merged > 0 && u32::from(range.lo) <= u32::from(ranges[merged - 1].hi) + 1 {
+            let last = &mut ranges[merged - 1];
+            last.hi = last.hi.max(range.hi);
+        } else {
+            ranges[merged] = range;
+            merged += 1;
+        }
+    }
+    merged
+}
+
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.lo == self.hi {
@@ -140,6 +159,32 @@ pub mod proto {
     pub const UDP: u8 = 17;
     pub const ICMPV6: u8 = 58;
     pub const SCTP: u8 = 132;
+
+    /// The one table of protocol names: the policy file, `policy show`,
+    /// events, conntrack and explain all spell protocols from it.
+    pub const NAMES: [(&str, u8); 5] = [
+        ("tcp", TCP),
+        ("udp", UDP),
+        ("icmp", ICMP),
+        ("icmpv6", ICMPV6),
+        ("sctp", SCTP),
+    ];
+
+    /// The name of protocol `number`, if the language has one.
+    pub fn name(number: u8) -> Option<&'static str> {
+        NAMES
+            .iter()
+            .find(|(_, n)| *n == number)
+            .map(|(name, _)| *name)
+    }
+
+    /// The protocol number called `name`.
+    pub fn number(name: &str) -> Option<u8> {
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, number)| *number)
+    }
 }
 
 /// A rule's protocol.
@@ -150,6 +195,14 @@ pub enum Proto {
 }
 
 impl Proto {
+    /// A protocol by name ("any" or one of [`proto::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Proto> {
+        match name {
+            "any" => Some(Proto::Any),
+            _ => proto::number(name).map(Proto::Number),
+        }
+    }
+
     /// The value of the rule key's proto field.
     pub fn key_value(self) -> u16 {
         match self {
@@ -180,12 +233,10 @@ impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Proto::Any => f.write_str("any"),
-            Proto::Number(proto::TCP) => f.write_str("tcp"),
-            Proto::Number(proto::UDP) => f.write_str("udp"),
-            Proto::Number(proto::ICMP) => f.write_str("icmp"),
-            Proto::Number(proto::ICMPV6) => f.write_str("icmpv6"),
-            Proto::Number(proto::SCTP) => f.write_str("sctp"),
-            Proto::Number(n) => write!(f, "{n}"),
+            Proto::Number(n) => match proto::name(*n) {
+                Some(name) => f.write_str(name),
+                None => write!(f, "{n}"),
+            },
         }
     }
 }

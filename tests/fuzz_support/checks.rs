@@ -8,10 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use segfw::datapath::decode::decode as decode_view;
 use segfw::datapath::events::decode_record;
 use segfw::policy::decode::{decode_entry, meta_text};
 use segfw::policy::eval::{evaluate_image, evaluate_naive, Flow};
+use segfw::policy::view::decode as decode_view;
 use segfw::skel::from_bytes;
 use segfw::skel::types::{segfw_meta_key, segfw_meta_value, segfw_policy_key, segfw_policy_value};
 

@@ -8,7 +8,9 @@ use std::mem::{size_of, MaybeUninit};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, ProgramInput};
+use segfw::datapath::apply;
 use segfw::datapath::explain::run_explain;
+use segfw::datapath::maps::Maps;
 use segfw::datapath::Direction;
 use segfw::policy::image::PolicyImage;
 use segfw::skel::types::{self, segfw_reason};
@@ -72,7 +74,10 @@ impl Harness {
     /// Writes `image` into policy set A and swaps it in, as apply does.
     pub fn apply(&mut self, image: &PolicyImage) {
         self.generation += 1;
-        segfw::datapath::apply::apply_to_skeleton(&self.skel, image, self.generation)
+        let image = image.clone().with_generation(self.generation);
+        let records = apply::config_records("test policy", "", &image.runtime, None);
+        let mut maps = Maps::of_skeleton(&self.skel).expect("open the test datapath's maps");
+        apply::fill_and_swap(&mut maps, None, 0, &image, &records)
             .expect("apply the policy to the test datapath");
     }
 

@@ -325,7 +325,7 @@ fn proto(c: &mut Collector, table: &Table, label: RuleLabel) -> Option<Proto> {
     };
     let label = label.field("proto");
     let parsed = match field.value.raw {
-        Raw::String(text) => values::proto_name(text),
+        Raw::String(text) => values::proto_from_name(text),
         Raw::Integer(n) => values::proto_number(*n),
         _ => {
             field.value.str(c, label, "a protocol name or number 0-255");

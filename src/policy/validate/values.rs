@@ -112,22 +112,14 @@ fn check_port(n: i64, shown: &str) -> Result<u16, Problem> {
 
 const PROTO_HINT: &str = "allowed: tcp, udp, icmp, icmpv6, sctp, any, or a protocol number 0-255";
 
-pub(crate) fn proto_name(text: &str) -> Result<Proto, Problem> {
-    let number = match text {
-        "any" => return Ok(Proto::Any),
-        "tcp" => proto::TCP,
-        "udp" => proto::UDP,
-        "icmp" => proto::ICMP,
-        "icmpv6" => proto::ICMPV6,
-        "sctp" => proto::SCTP,
-        _ => {
-            return Err((
-                Kind::UnknownProto,
-                format!("unknown protocol \"{text}\"; {PROTO_HINT}"),
-            ))
-        }
-    };
-    Ok(Proto::Number(number))
+/// The protocol a rule names ("tcp", "any", ...).
+pub(crate) fn proto_from_name(text: &str) -> Result<Proto, Problem> {
+    Proto::from_name(text).ok_or_else(|| {
+        (
+            Kind::UnknownProto,
+            format!("unknown protocol \"{text}\"; {PROTO_HINT}"),
+        )
+    })
 }
 
 pub(crate) fn proto_number(n: i64) -> Result<Proto, Problem> {

@@ -3,16 +3,15 @@
 //!
 //! Both `policy show` (live maps) and `policy diff` (live vs a file's
 //! image) go through the same decoder, so a diff compares like with like.
-//! Single entries are decoded by crate::policy::decode::decode_entry;
+//! Single entries are decoded by decode.rs's `decode_entry`;
 //! this module reassembles them into segments and rules.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::maps::{MetaEntry, TrieEntry};
-use crate::policy::decode::{decode_entry, meta_text, Entry};
-use crate::policy::image::{PROTO_ANY, SEG_ANY, SEG_WORLD};
-use crate::policy::model::{self, PortRange, Prefix};
+use super::decode::{decode_entry, meta_text, Entry};
+use super::image::{MetaEntry, TrieEntry, PROTO_ANY, SEG_ANY, SEG_WORLD};
+use super::model::{self, PortRange, Prefix};
 use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -384,49 +383,27 @@ impl RuleParts {
 }
 
 fn is_icmp(proto: u16) -> bool {
-    proto == 1 || proto == 58
+    u8::try_from(proto).is_ok_and(model::is_icmp)
 }
 
-/// Protocol number as the policy file spells it.
+/// A key's protocol number as the policy file spells it
+/// ([`model::proto::NAMES`]; PROTO_ANY is "any").
 pub fn proto_name(proto: u16) -> String {
-    match proto {
-        1 => "icmp".to_string(),
-        6 => "tcp".to_string(),
-        17 => "udp".to_string(),
-        58 => "icmpv6".to_string(),
-        132 => "sctp".to_string(),
-        PROTO_ANY => "any".to_string(),
-        other => other.to_string(),
+    match (proto, u8::try_from(proto)) {
+        (PROTO_ANY, _) => model::Proto::Any.to_string(),
+        (_, Ok(number)) => model::Proto::Number(number).to_string(),
+        (other, Err(_)) => other.to_string(),
     }
 }
 
 /// Merged ranges as text; the full range `0..=max` reads as "all" (empty).
-fn ranges_text(ranges: Vec<PortRange>, max: u32) -> Vec<String> {
-    let mut ranges: Vec<(u32, u32)> = ranges
-        .iter()
-        .map(|r| (u32::from(r.lo), u32::from(r.hi)))
-        .collect();
-    ranges.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::new();
-    for (first, last) in ranges {
-        match merged.last_mut() {
-            Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
-            _ => merged.push((first, last)),
-        }
-    }
-    if merged == [(0, max)] {
+fn ranges_text(mut ranges: Vec<PortRange>, max: u16) -> Vec<String> {
+    let merged = model::merge_ranges(&mut ranges);
+    ranges.truncate(merged);
+    if ranges == [PortRange { lo: 0, hi: max }] {
         return Vec::new();
     }
-    merged
-        .into_iter()
-        .map(|(first, last)| {
-            if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            }
-        })
-        .collect()
+    ranges.iter().map(PortRange::to_string).collect()
 }
 
 /// What differs between two policies; rule and segment ids are ignored.

@@ -1,5 +1,5 @@
-//! The rollback watchdog of `policy apply --confirm SECS`: a detached
-//! process (`segfw policy rollback-watch`, in its own session, stdio on
+//! `segfw policy rollback-watch` (hidden): the rollback watchdog of
+//! `policy apply --confirm SECS`, a detached process (in its own session, stdio on
 //! /dev/null) that outlives the terminal of the apply, waits for the
 //! deadline, and then, under the pin-dir lock, makes the previous policy
 //! live again unless the apply was confirmed (or replaced) meanwhile.
@@ -12,11 +12,52 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::datapath::apply::{
-    live_pending, next_generation, rollback_if_pending, unix_ms, RollbackReport,
-};
+use crate::datapath::apply::ApplyError;
+use crate::datapath::clock::unix_ms;
+use crate::datapath::confirm::{live_pending, rollback_if_pending, RollbackReport};
+use crate::datapath::instance::Instance;
 use crate::datapath::pins::PinDir;
+use crate::datapath::sets::next_generation;
 use crate::datapath::DatapathError;
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The generation that awaits confirmation.
+    #[arg(long)]
+    pub generation: u32,
+    /// Rollback deadline, unix milliseconds.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub deadline_ms: u64,
+}
+
+/// Started by `policy apply --confirm`, detached; prints what it did (to
+/// /dev/null there, to the terminal when run by hand).
+pub fn run_watch(pin_dir: &Path, args: WatchArgs) -> anyhow::Result<()> {
+    let pins = PinDir::new(pin_dir);
+    let outcome = watch(&pins, args.generation, args.deadline_ms).with_context(|| {
+        format!(
+            "watch generation {} in {} for its confirmation",
+            args.generation,
+            pin_dir.display()
+        )
+    })?;
+    match outcome {
+        WatchOutcome::RolledBack(r) if r.restored == 0 => println!(
+            "generation {} was not confirmed: rolled back to no policy (generation {})",
+            r.rolled_back, r.generation
+        ),
+        WatchOutcome::RolledBack(r) => println!(
+            "generation {} was not confirmed: restored generation {} as generation {}",
+            r.rolled_back, r.restored, r.generation
+        ),
+        WatchOutcome::Resolved => println!(
+            "generation {} was confirmed or replaced: nothing to roll back",
+            args.generation
+        ),
+        WatchOutcome::Uninstalled => println!("{} was uninstalled", pin_dir.display()),
+    }
+    Ok(())
+}
 
 /// How often the watchdog looks at the pending record: it ends early
 /// once the confirmation it guards is resolved.
@@ -97,7 +138,9 @@ fn roll_back(pins: &PinDir, generation: u32, deadline_ms: u64) -> anyhow::Result
             Err(e) => return Err(e).context("lock the pin dir to roll back"),
         }
     };
-    let report = rollback_if_pending(pins, &lock, generation, deadline_ms)
+    let report = Instance::open(pins, &lock)
+        .map_err(ApplyError::from)
+        .and_then(|mut instance| rollback_if_pending(&mut instance, generation, deadline_ms))
         .with_context(|| format!("roll back unconfirmed generation {generation}"))?;
     Ok(report.map_or(WatchOutcome::Resolved, WatchOutcome::RolledBack))
 }
