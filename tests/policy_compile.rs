@@ -29,15 +29,7 @@ fn rule_entries(checked: &CheckedPolicy) -> Vec<(u32, u32, u16, PortRange, u32, 
     let mut rules: Vec<_> = entries(checked)
         .into_iter()
         .filter_map(|e| match e {
-            Entry::Rule {
-                src,
-                dst,
-                proto,
-                ports,
-                rule_id,
-                action,
-                ..
-            } => Some((src, dst, proto, ports, rule_id, action)),
+            Entry::Rule(r) => Some((r.src, r.dst, r.proto, r.ports, r.rule_id, r.action)),
             _ => None,
         })
         .collect();

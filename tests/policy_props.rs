@@ -466,7 +466,8 @@ fn assert_well_formed(checked: &CheckedPolicy) {
     let mut rule_entries = 0;
     for (key, value) in &trie[1..] {
         match decode_entry(key, value) {
-            Entry::Rule { ports, rule_id, .. } => {
+            Entry::Rule(rule) => {
+                let (ports, rule_id) = (rule.ports, rule.rule_id);
                 rule_entries += 1;
                 assert!(rule_id >= 1 && rule_id as usize <= checked.model.rules.len());
                 // Bits past the port prefix are clear (bytes 18..20: port, big-endian).

@@ -23,25 +23,37 @@ pub enum Entry {
         ra_mode: u8,
     },
     /// A prefix and its class id.
-    Segment { prefix: Prefix, class: u32 },
-    /// src/dst are class ids or SEG_ANY; proto is a number or PROTO_ANY;
-    /// ports are destination ports or ICMP types.
-    Rule {
-        src: u32,
-        dst: u32,
-        proto: u16,
-        ports: PortRange,
-        rule_id: u32,
-        action: Action,
-        log: bool,
-        audit: bool,
+    Segment {
+        prefix: Prefix,
+        class: u32,
     },
+    Rule(RuleEntry),
     /// Inbound TCP port that always passes.
-    Failsafe { port: u16 },
+    Failsafe {
+        port: u16,
+    },
     /// A prefix router advertisements and redirects may come from.
-    RaSource { prefix: Prefix },
+    RaSource {
+        prefix: Prefix,
+    },
     /// An entry of a kind this binary does not know.
-    Unknown { kind: u32 },
+    Unknown {
+        kind: u32,
+    },
+}
+
+/// A RULE entry: src/dst are class ids or SEG_ANY; proto is a number or
+/// PROTO_ANY; ports are destination ports or ICMP types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleEntry {
+    pub src: u32,
+    pub dst: u32,
+    pub proto: u16,
+    pub ports: PortRange,
+    pub rule_id: u32,
+    pub action: Action,
+    pub log: bool,
+    pub audit: bool,
 }
 
 /// Decodes one (key, value) of a policy trie.
@@ -67,7 +79,7 @@ pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry
         segfw_key_kind::SEGFW_KIND_RA_SOURCE => Entry::RaSource {
             prefix: addr_prefix(&data, prefixlen),
         },
-        segfw_key_kind::SEGFW_KIND_RULE => Entry::Rule {
+        segfw_key_kind::SEGFW_KIND_RULE => Entry::Rule(RuleEntry {
             src: u32_at(&data, 0),
             dst: u32_at(&data, 4),
             proto: u16::from_ne_bytes([data[8], data[9]]),
@@ -76,7 +88,7 @@ pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry
             action: Action::from_raw(value.action),
             log: value.flags & log_flag != 0,
             audit: value.flags & audit_flag != 0,
-        },
+        }),
         segfw_key_kind::SEGFW_KIND_FAILSAFE => Entry::Failsafe {
             port: u16::from_be_bytes([data[10], data[11]]),
         },
@@ -135,7 +147,7 @@ mod tests {
         };
         assert_eq!(
             decode_entry(&key, &value),
-            Entry::Rule {
+            Entry::Rule(RuleEntry {
                 src: 3,
                 dst: image::SEG_ANY,
                 proto: 6,
@@ -144,23 +156,23 @@ mod tests {
                 action: Action::Allow,
                 log: true,
                 audit: false,
-            }
+            })
         );
         let exact = decode_entry(&image::rule_key(1, 2, 6, 443, 16), &value);
         assert!(matches!(
             exact,
-            Entry::Rule {
+            Entry::Rule(RuleEntry {
                 ports: PortRange { lo: 443, hi: 443 },
                 ..
-            }
+            })
         ));
         let all = decode_entry(&image::rule_key(1, 2, 6, 0, 0), &value);
         assert!(matches!(
             all,
-            Entry::Rule {
+            Entry::Rule(RuleEntry {
                 ports: PortRange::ALL,
                 ..
-            }
+            })
         ));
     }
 

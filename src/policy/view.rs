@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::decode::{decode_entry, meta_text, Entry};
+use super::decode::{decode_entry, meta_text, Entry, RuleEntry};
 use super::image::{MetaEntry, TrieEntry, PROTO_ANY, SEG_ANY, SEG_WORLD};
 use super::model::{self, PortRange, Prefix};
 use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
@@ -175,19 +175,10 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
             Entry::Segment { prefix, class } => {
                 classes.entry(class).or_default().insert(prefix);
             }
-            Entry::Rule {
-                src,
-                dst,
-                proto,
-                ports,
-                rule_id,
-                action,
-                log,
-                audit,
-            } => rules
-                .entry(rule_id)
-                .or_insert_with(|| RuleParts::new(action.into()))
-                .add(src, dst, proto, ports, log, audit),
+            Entry::Rule(rule) => rules
+                .entry(rule.rule_id)
+                .or_insert_with(|| RuleParts::new(rule.action.into()))
+                .add(&rule),
             Entry::Failsafe { port } => {
                 failsafe.insert(port);
             }
@@ -341,12 +332,13 @@ impl RuleParts {
         }
     }
 
-    fn add(&mut self, src: u32, dst: u32, proto: u16, range: PortRange, log: bool, audit: bool) {
-        self.src.insert(src);
-        self.dst.insert(dst);
+    fn add(&mut self, rule: &RuleEntry) {
+        let (proto, range) = (rule.proto, rule.ports);
+        self.src.insert(rule.src);
+        self.dst.insert(rule.dst);
         self.protos.insert(proto);
-        self.log |= log;
-        self.audit |= audit;
+        self.log |= rule.log;
+        self.audit |= rule.audit;
         self.entries += 1;
         // ICMP types live in the low byte of the port field.
         if is_icmp(proto) {
