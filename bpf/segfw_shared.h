@@ -18,9 +18,15 @@
 
 #include <linux/types.h>
 
-/* Constants are enum values so that they reach BTF and the Rust skeleton. */
+/* Constants are enum values so that they reach BTF and the Rust skeleton.
+ * An enum that a map field holds has a fixed underlying type (`: __u8`):
+ * the field keeps its size, and BTF types it as the enum, so `bpftool map
+ * dump` prints the enumerator's name ("SEGFW_CT_ESTABLISHED") and the
+ * skeleton gives the field the enum's newtype. Bit-flag fields stay plain
+ * integers (their values are ORs, not enumerators). */
 enum segfw_limits {
-	SEGFW_ABI_VERSION = 3, /* 2: link_records, daemon_record; 3: progs/explain */
+	SEGFW_ABI_VERSION = 4, /* 2: link_records, daemon_record; 3: progs/explain;
+				* 4: enum-typed fields, typed config records */
 	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
 	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
 	SEGFW_MAX_RULES = 131072,
@@ -65,7 +71,7 @@ enum segfw_limits {
 
 /* Kinds of entries in the policy trie; one trie holds a whole policy so
  * that swapping it is one update. */
-enum segfw_key_kind {
+enum segfw_key_kind : __u32 {
 	SEGFW_KIND_CONFIG = 1,   /* exact, data all zero: the policy header */
 	SEGFW_KIND_SEGMENT = 2,  /* data.addr: IPv6 or IPv4-mapped prefix -> segment id */
 	SEGFW_KIND_RULE = 3,     /* data.rule: (src, dst, proto, port prefix) -> rule */
@@ -77,13 +83,13 @@ enum segfw_key_kind {
 /* Which [defaults] router_advertisements the policy has, in the CONFIG
  * value's ra_mode (for status and show; the datapath looks only at the
  * RA_SOURCE entries, which the compiler writes for every mode). */
-enum segfw_ra_mode {
+enum segfw_ra_mode : __u8 {
 	SEGFW_RA_LINK_LOCAL = 0, /* key absent: any fe80::/10 source (one RA_SOURCE entry) */
 	SEGFW_RA_NONE = 1,       /* []: no RA_SOURCE entry, all refused */
 	SEGFW_RA_LISTED = 2,     /* the listed addresses and segments' CIDRs */
 };
 
-enum segfw_action {
+enum segfw_action : __u8 {
 	SEGFW_ACTION_DENY = 0,
 	SEGFW_ACTION_ALLOW = 1,
 };
@@ -123,7 +129,7 @@ union segfw_key_data {
 /* Key of the policy LPM trie. prefixlen counts bits of kind + data. */
 struct segfw_policy_key {
 	__u32 prefixlen;
-	__u32 kind;
+	enum segfw_key_kind kind;
 	union segfw_key_data data;
 };
 
@@ -137,10 +143,10 @@ struct segfw_policy_key {
  *  RA_SOURCE: action = allow */
 struct segfw_policy_value {
 	__u32 id;
-	__u8 action;
-	__u8 flags;
-	__u8 combos;
-	__u8 ra_mode; /* CONFIG only (was reserved, always 0 = SEGFW_RA_LINK_LOCAL) */
+	enum segfw_action action;
+	__u8 flags;           /* enum segfw_value_flags bits */
+	__u8 combos;          /* enum segfw_combo_bits bits */
+	enum segfw_ra_mode ra_mode; /* CONFIG only (was reserved, always 0 = SEGFW_RA_LINK_LOCAL) */
 };
 
 /* Single entry of the `runtime` array: values the fast path needs on every
@@ -169,7 +175,7 @@ enum segfw_meta_config {
 };
 
 struct segfw_meta_key {
-	__u32 kind; /* enum segfw_key_kind */
+	enum segfw_key_kind kind;
 	__u32 id;
 };
 
@@ -188,7 +194,7 @@ struct segfw_ct_key {
 	__u8 reserved[3];
 };
 
-enum segfw_ct_state {
+enum segfw_ct_state : __u8 {
 	SEGFW_CT_NONE = 0,
 	SEGFW_CT_SYN_SENT = 1,
 	SEGFW_CT_SYN_RECV = 2,
@@ -217,8 +223,8 @@ struct segfw_ct_value {
 	__u32 rule_id;
 	__u32 generation;  /* policy generation that allowed it; re-checked on change */
 	__be16 policy_port; /* dport, or ICMP type, the flow was decided on */
-	__u8 state;
-	__u8 flags;
+	enum segfw_ct_state state;
+	__u8 flags; /* enum segfw_ct_flags bits */
 	__u32 reserved;
 };
 
@@ -260,7 +266,7 @@ enum segfw_frag_flags {
 
 /* Why a packet got its verdict. Each packet ends in exactly one reason;
  * reason_stats counts them. Pass reasons first, drop reasons from 32. */
-enum segfw_reason {
+enum segfw_reason : __u8 {
 	SEGFW_REASON_NONE = 0,
 	SEGFW_PASS_ALLOWED = 1,     /* new flow allowed by a rule or default */
 	SEGFW_PASS_ESTABLISHED = 2, /* conntrack hit */
@@ -299,7 +305,7 @@ enum segfw_reason {
 	SEGFW_REASON_MAX = 64,
 };
 
-enum segfw_direction {
+enum segfw_direction : __u8 {
 	SEGFW_DIR_INGRESS = 0,
 	SEGFW_DIR_EGRESS = 1,
 };
@@ -312,7 +318,7 @@ struct segfw_rule_stats {
 };
 
 /* Events: denies, matches of log rules, audit would-drops. */
-enum segfw_event_kind {
+enum segfw_event_kind : __u8 {
 	SEGFW_EVENT_DENY = 1,
 	SEGFW_EVENT_LOG = 2,
 	SEGFW_EVENT_AUDIT = 3,
@@ -327,10 +333,10 @@ struct segfw_event {
 	__u32 ifindex;
 	__u32 rule_id;
 	__u8 proto;
-	__u8 kind;      /* enum segfw_event_kind */
-	__u8 direction; /* enum segfw_direction */
-	__u8 reason;    /* enum segfw_reason */
-	__u8 verdict;   /* enum segfw_action */
+	enum segfw_event_kind kind;
+	enum segfw_direction direction;
+	enum segfw_reason reason;
+	enum segfw_action verdict;
 	__u8 reserved[7];
 };
 
@@ -355,7 +361,8 @@ enum segfw_record_limits {
 /* maps/link_records key: one pinned attachment, links/IFACE/DIR. */
 struct segfw_link_key {
 	char iface[SEGFW_IFNAMSIZ]; /* NUL-padded interface name */
-	__u32 direction;            /* enum segfw_direction */
+	enum segfw_direction direction;
+	__u8 reserved[3];           /* zero (direction was a __u32 before ABI 4) */
 };
 
 /* segfw_link_record.flags */

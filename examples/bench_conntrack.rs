@@ -181,7 +181,7 @@ fn reason_count(skel: &SegfwSkel<'_>, reason: segfw_reason) -> u64 {
     let per_cpu = skel
         .maps
         .reason_stats
-        .lookup_percpu(&reason.0.to_ne_bytes(), MapFlags::ANY)
+        .lookup_percpu(&u32::from(reason.0).to_ne_bytes(), MapFlags::ANY)
         .expect("read reason_stats")
         .expect("reason is in range");
     per_cpu

@@ -35,7 +35,7 @@ pub(crate) fn live_generation(maps: &Maps, set: usize) -> Result<u32> {
 
 pub(crate) fn pending_key() -> segfw_meta_key {
     segfw_meta_key {
-        kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
+        kind: segfw_key_kind::SEGFW_KIND_CONFIG,
         id: META_CONFIG_PENDING,
     }
 }
@@ -70,7 +70,7 @@ pub(crate) fn set_name(set: usize) -> &'static str {
 /// segfw have none).
 pub(crate) fn read_runtime_settings(meta: &TypedMap) -> Result<Option<RuntimeSettings>> {
     let key = segfw_meta_key {
-        kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
+        kind: segfw_key_kind::SEGFW_KIND_CONFIG,
         id: META_CONFIG_RUNTIME,
     };
     let value = meta.get(&key)?;

@@ -149,5 +149,5 @@ fn add_file_meta(image: &mut PolicyImage, sha256: &str, file: &Path) {
         segfw_meta_config::SEGFW_META_PATH.0,
         &path,
     ));
-    image.meta.sort_by_key(|(k, _)| (k.kind, k.id));
+    image.meta.sort_by_key(|(k, _)| (k.kind.0, k.id));
 }

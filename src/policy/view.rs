@@ -88,8 +88,8 @@ impl RouterAdvertisements {
     }
 }
 
-fn ra_mode(raw: u8) -> RaMode {
-    match segfw_ra_mode(u32::from(raw)) {
+fn ra_mode(raw: segfw_ra_mode) -> RaMode {
+    match raw {
         segfw_ra_mode::SEGFW_RA_NONE => RaMode::None,
         segfw_ra_mode::SEGFW_RA_LISTED => RaMode::Listed,
         _ => RaMode::LinkLocal,
@@ -220,7 +220,7 @@ impl Names {
     fn new(meta: &[MetaEntry]) -> Self {
         Names(
             meta.iter()
-                .map(|(k, v)| ((k.kind, k.id), meta_text(v)))
+                .map(|(k, v)| ((k.kind.0, k.id), meta_text(v)))
                 .collect(),
         )
     }
@@ -238,7 +238,7 @@ impl Names {
 /// Rule id -> name, from a set's meta entries.
 pub fn rule_names(meta: &[MetaEntry]) -> HashMap<u32, String> {
     meta.iter()
-        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE.0)
+        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE)
         .map(|(k, v)| (k.id, meta_text(v)))
         .collect()
 }
@@ -571,7 +571,7 @@ mod tests {
     fn value(id: u32, action: segfw_action, flags: u8) -> segfw_policy_value {
         segfw_policy_value {
             id,
-            action: action.0 as u8,
+            action,
             flags,
             ..Default::default()
         }

@@ -157,7 +157,7 @@ impl Harness {
             .skel
             .maps
             .reason_stats
-            .lookup_percpu(&reason.0.to_ne_bytes(), MapFlags::ANY)
+            .lookup_percpu(&u32::from(reason.0).to_ne_bytes(), MapFlags::ANY)
             .expect("read reason_stats")
             .expect("reason in range");
         per_cpu
