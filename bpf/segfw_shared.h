@@ -26,7 +26,7 @@
  * integers (their values are ORs, not enumerators). */
 enum segfw_limits {
 	SEGFW_ABI_VERSION = 4, /* 2: link_records, daemon_record; 3: progs/explain;
-				* 4: enum-typed fields, typed config records */
+				* 4: enum-typed fields, maps/set_records */
 	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
 	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
 	SEGFW_MAX_RULES = 131072,
@@ -35,9 +35,8 @@ enum segfw_limits {
 	/* Segment ids are prefix-class ids: one per distinct prefix in the policy;
 	 * 0 is the implicit segment "world"; SEGFW_SEG_ANY stands for "*". */
 	SEGFW_MAX_SEGMENTS = 131056, /* distinct prefixes (segment CIDRs + inline CIDRs) */
-	/* Names of one set: every rule and prefix class, plus two config
-	 * entries; a power of two, as the hash's bucket array is allocated
-	 * up front at that size. */
+	/* Names of one set: every rule and prefix class; a power of two, as
+	 * the hash's bucket array is allocated up front at that size. */
 	SEGFW_META_MAX_ENTRIES = 262144,
 	SEGFW_SEG_WORLD = 0,
 	SEGFW_SEG_ANY = 0x7fffffff,
@@ -163,17 +162,8 @@ struct segfw_runtime {
 };
 
 /* Userspace-only names of a policy set (meta_a/meta_b), keyed by kind:
- * CONFIG ids are enum segfw_meta_config; SEGMENT id = segment name;
- * RULE id = rule name. */
-enum segfw_meta_config {
-	SEGFW_META_SHA256 = 0,  /* sha256 of the applied file (hex) */
-	SEGFW_META_PATH = 1,    /* its path */
-	SEGFW_META_PENDING = 2, /* a pending `apply --confirm` ("generation=G deadline_ms=T
-				 * previous_set=S previous_generation=P") */
-	SEGFW_META_RUNTIME = 3, /* the runtime settings the set was applied with
-				 * (restored by a rollback) */
-};
-
+ * SEGMENT id = segment name; RULE id = rule name. (CONFIG ids 0-3 held the
+ * set's records as text before ABI 4; they are in maps/set_records now.) */
 struct segfw_meta_key {
 	enum segfw_key_kind kind;
 	__u32 id;
@@ -356,6 +346,42 @@ enum segfw_record_limits {
 	SEGFW_MAX_LINK_RECORDS = 16384, /* pinned attachments of one instance */
 	SEGFW_DAEMON_PATH_LEN = 1024,
 	SEGFW_DAEMON_MAX_IFACES = 64,   /* IFACEs named on `segfw run`'s command line */
+	SEGFW_SOURCE_PATH_LEN = 1024,   /* segfw_set_source.path, NUL included */
+	SEGFW_POLICY_SETS = 2,          /* A and B: maps/set_records' entries */
+};
+
+/* maps/set_records[S]: what policy set S (0 = A, 1 = B) was filled from
+ * and with, written once by the apply that fills the set, before its swap
+ * (a confirm or rollback later clears `pending`). */
+struct segfw_set_source {
+	__u8 sha256[32];                    /* of the applied file (all zero: none) */
+	char path[SEGFW_SOURCE_PATH_LEN];   /* its path as `policy apply` was given it, NUL-padded */
+};
+
+/* The runtime settings the set was applied with (restored by a rollback). */
+struct segfw_set_runtime {
+	__u32 tcp_timeout_s;
+	__u32 udp_timeout_s;
+	__u32 icmp_timeout_s;
+	__u32 other_timeout_s;
+	__u32 events_per_sec;
+	__u32 recorded; /* 1: the fields above hold settings (0: never written) */
+};
+
+/* A pending `apply --confirm`: unless confirmed before deadline_ms, set
+ * previous_set becomes live again. generation 0: nothing pending. */
+struct segfw_set_pending {
+	__u32 generation;
+	__u32 previous_set;        /* 0 = A, 1 = B */
+	__u32 previous_generation; /* 0: no policy was live before */
+	__u32 reserved;
+	__u64 deadline_ms;         /* wall clock, unix milliseconds */
+};
+
+struct segfw_set_record {
+	struct segfw_set_source source;
+	struct segfw_set_runtime runtime;
+	struct segfw_set_pending pending;
 };
 
 /* maps/link_records key: one pinned attachment, links/IFACE/DIR. */
@@ -420,7 +446,6 @@ struct segfw_btf_anchor {
 	enum segfw_direction direction;
 	enum segfw_event_kind event_kind;
 	enum segfw_explain_cb explain_cb;
-	enum segfw_meta_config meta_config;
 	enum segfw_record_limits record_limits;
 	enum segfw_link_flags link_flags;
 	struct segfw_event event;

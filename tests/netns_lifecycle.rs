@@ -112,6 +112,21 @@ fn attach_twice_detach_and_uninstall() {
         !states.is_empty() && states.iter().all(|s| s.starts_with("SEGFW_CT_")),
         "conntrack states by name, got {states:?}"
     );
+    // Each set's record is typed: its fields by name, the path as a string.
+    let records = bpftool_dump(&lab.pin_dir.join("maps/set_records"));
+    let path = policy.canonicalize().expect("policy path");
+    let filled = records
+        .iter()
+        .find(|e| e["formatted"]["value"]["source"]["path"] == path.display().to_string())
+        .unwrap_or_else(|| panic!("a set record names {}: {records:?}", path.display()));
+    let value = &filled["formatted"]["value"];
+    assert_eq!(value["pending"]["generation"], 0, "no confirmation pending");
+    assert_eq!(value["runtime"]["recorded"], 1, "runtime settings recorded");
+    assert_eq!(
+        value["source"]["sha256"].as_array().map(Vec::len),
+        Some(32),
+        "sha256 as 32 bytes"
+    );
 
     lab.segfw_ok(&["detach", IFACE]);
     assert!(

@@ -309,7 +309,7 @@ fn router_advertisement_sources_become_ra_source_entries() {
 }
 
 #[test]
-fn meta_names_classes_rules_and_the_file() {
+fn meta_names_classes_and_rules_only() {
     let src = format!(
         "{TWO_SEGMENTS}[[rules]]\nname = \"web-db\"\nfrom = \"web\"\nto = \"192.0.2.0/24\"\naction = \"allow\"\n\
          [[rules]]\nfrom = \"db\"\nto = \"web\"\naction = \"deny\"\n"
@@ -321,16 +321,15 @@ fn meta_names_classes_rules_and_the_file() {
         .iter()
         .map(|(k, v)| (k.kind.0, k.id, meta_text(v)))
         .collect();
-    let (config, segment, rule) = (
-        segfw_key_kind::SEGFW_KIND_CONFIG.0,
+    let (segment, rule) = (
         segfw_key_kind::SEGFW_KIND_SEGMENT.0,
         segfw_key_kind::SEGFW_KIND_RULE.0,
     );
+    // The file's sha256 and path are not names: the apply writes them once,
+    // in the set's record (maps/set_records).
     assert_eq!(
         names,
         [
-            (config, 0, checked.sha256.clone()),
-            (config, 1, "t.toml".to_string()),
             (segment, 1, "web".to_string()),
             // Classes are numbered in address order.
             (segment, 2, "db".to_string()),

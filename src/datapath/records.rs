@@ -16,6 +16,7 @@ use crate::skel::types::{
 
 pub const LINK_RECORDS: &str = "link_records";
 pub const DAEMON_RECORD: &str = "daemon_record";
+pub const SET_RECORDS: &str = "set_records";
 
 /// The key of links/IFACE/DIR's record.
 pub fn link_key(iface: &str, dir: Direction) -> segfw_link_key {
@@ -113,6 +114,12 @@ pub fn create_empty(name: &str) -> Result<MapHandle> {
             size_of::<u32>(),
             size_of::<segfw_daemon_record>(),
             1,
+        ),
+        SET_RECORDS => (
+            MapType::Array,
+            size_of::<u32>(),
+            size_of::<crate::skel::types::segfw_set_record>(),
+            crate::skel::types::segfw_record_limits::SEGFW_POLICY_SETS.0,
         ),
         other => {
             return Err(DatapathError::MapContent {

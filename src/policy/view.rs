@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::decode::{decode_entry, meta_text, Entry};
 use super::image::{MetaEntry, TrieEntry, PROTO_ANY, SEG_ANY, SEG_WORLD};
 use super::model::{self, PortRange, Prefix};
-use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
+use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_ra_mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,8 +139,10 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
     let names = Names::new(meta);
     let mut view = PolicyView {
         generation: 0,
-        sha256: names.config(segfw_meta_config::SEGFW_META_SHA256.0),
-        source: names.config(segfw_meta_config::SEGFW_META_PATH.0),
+        // The set's record says (datapath::sets::live_view); a checked
+        // file's are in its CheckedPolicy.
+        sha256: None,
+        source: None,
         defaults: Defaults {
             action: Action::Allow,
             mode: Mode::Enforce,
@@ -227,11 +229,6 @@ impl Names {
 
     fn get(&self, kind: segfw_key_kind, id: u32) -> Option<&str> {
         self.0.get(&(kind.0, id)).map(String::as_str)
-    }
-
-    fn config(&self, id: u32) -> Option<String> {
-        self.get(segfw_key_kind::SEGFW_KIND_CONFIG, id)
-            .map(str::to_string)
     }
 }
 
@@ -605,7 +602,6 @@ mod tests {
             meta_entry(seg, 3, "db"),
             meta_entry(rule, 7, "web-to-db"),
             meta_entry(rule, 8, "nobody-else"),
-            meta_entry(segfw_key_kind::SEGFW_KIND_CONFIG, 0, "abc123"),
         ];
         (trie, meta)
     }
@@ -615,7 +611,7 @@ mod tests {
         let (trie, meta) = sample();
         let view = decode(&trie, &meta);
         assert_eq!(view.generation, 3);
-        assert_eq!(view.sha256.as_deref(), Some("abc123"));
+        assert_eq!(view.sha256, None, "the set's record holds it, not meta");
         assert_eq!(view.defaults.action, Action::Deny);
         assert_eq!(view.defaults.mode, Mode::Enforce);
         assert_eq!(view.segments["web"], ["10.0.1.0/24", "fd00:1::/64"]);
