@@ -122,4 +122,12 @@ struct {
 	__type(value, struct segfw_daemon_record);
 } daemon_record SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_RDONLY_PROG);
+	__uint(max_entries, SEGFW_POLICY_SETS);
+	__type(key, __u32);
+	__type(value, struct segfw_set_record);
+} set_records SEC(".maps");
+
 #endif /* SEGFW_MAPS_H */

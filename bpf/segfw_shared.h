@@ -18,9 +18,15 @@
 
 #include <linux/types.h>
 
-/* Constants are enum values so that they reach BTF and the Rust skeleton. */
+/* Constants are enum values so that they reach BTF and the Rust skeleton.
+ * An enum that a map field holds has a fixed underlying type (`: __u8`):
+ * the field keeps its size, and BTF types it as the enum, so `bpftool map
+ * dump` prints the enumerator's name ("SEGFW_CT_ESTABLISHED") and the
+ * skeleton gives the field the enum's newtype. Bit-flag fields stay plain
+ * integers (their values are ORs, not enumerators). */
 enum segfw_limits {
-	SEGFW_ABI_VERSION = 3, /* 2: link_records, daemon_record; 3: progs/explain */
+	SEGFW_ABI_VERSION = 4, /* 2: link_records, daemon_record; 3: progs/explain;
+				* 4: enum-typed fields, maps/set_records */
 	/* Rule ids: 0 = no rule matched (default action), 1..SEGFW_MAX_RULES-2
 	 * are user rules, SEGFW_RULE_FAILSAFE is the implicit failsafe rule. */
 	SEGFW_MAX_RULES = 131072,
@@ -29,9 +35,8 @@ enum segfw_limits {
 	/* Segment ids are prefix-class ids: one per distinct prefix in the policy;
 	 * 0 is the implicit segment "world"; SEGFW_SEG_ANY stands for "*". */
 	SEGFW_MAX_SEGMENTS = 131056, /* distinct prefixes (segment CIDRs + inline CIDRs) */
-	/* Names of one set: every rule and prefix class, plus two config
-	 * entries; a power of two, as the hash's bucket array is allocated
-	 * up front at that size. */
+	/* Names of one set: every rule and prefix class; a power of two, as
+	 * the hash's bucket array is allocated up front at that size. */
 	SEGFW_META_MAX_ENTRIES = 262144,
 	SEGFW_SEG_WORLD = 0,
 	SEGFW_SEG_ANY = 0x7fffffff,
@@ -65,7 +70,7 @@ enum segfw_limits {
 
 /* Kinds of entries in the policy trie; one trie holds a whole policy so
  * that swapping it is one update. */
-enum segfw_key_kind {
+enum segfw_key_kind : __u32 {
 	SEGFW_KIND_CONFIG = 1,   /* exact, data all zero: the policy header */
 	SEGFW_KIND_SEGMENT = 2,  /* data.addr: IPv6 or IPv4-mapped prefix -> segment id */
 	SEGFW_KIND_RULE = 3,     /* data.rule: (src, dst, proto, port prefix) -> rule */
@@ -77,13 +82,13 @@ enum segfw_key_kind {
 /* Which [defaults] router_advertisements the policy has, in the CONFIG
  * value's ra_mode (for status and show; the datapath looks only at the
  * RA_SOURCE entries, which the compiler writes for every mode). */
-enum segfw_ra_mode {
+enum segfw_ra_mode : __u8 {
 	SEGFW_RA_LINK_LOCAL = 0, /* key absent: any fe80::/10 source (one RA_SOURCE entry) */
 	SEGFW_RA_NONE = 1,       /* []: no RA_SOURCE entry, all refused */
 	SEGFW_RA_LISTED = 2,     /* the listed addresses and segments' CIDRs */
 };
 
-enum segfw_action {
+enum segfw_action : __u8 {
 	SEGFW_ACTION_DENY = 0,
 	SEGFW_ACTION_ALLOW = 1,
 };
@@ -123,7 +128,7 @@ union segfw_key_data {
 /* Key of the policy LPM trie. prefixlen counts bits of kind + data. */
 struct segfw_policy_key {
 	__u32 prefixlen;
-	__u32 kind;
+	enum segfw_key_kind kind;
 	union segfw_key_data data;
 };
 
@@ -137,10 +142,10 @@ struct segfw_policy_key {
  *  RA_SOURCE: action = allow */
 struct segfw_policy_value {
 	__u32 id;
-	__u8 action;
-	__u8 flags;
-	__u8 combos;
-	__u8 ra_mode; /* CONFIG only (was reserved, always 0 = SEGFW_RA_LINK_LOCAL) */
+	enum segfw_action action;
+	__u8 flags;           /* enum segfw_value_flags bits */
+	__u8 combos;          /* enum segfw_combo_bits bits */
+	enum segfw_ra_mode ra_mode; /* CONFIG only (was reserved, always 0 = SEGFW_RA_LINK_LOCAL) */
 };
 
 /* Single entry of the `runtime` array: values the fast path needs on every
@@ -157,19 +162,10 @@ struct segfw_runtime {
 };
 
 /* Userspace-only names of a policy set (meta_a/meta_b), keyed by kind:
- * CONFIG ids are enum segfw_meta_config; SEGMENT id = segment name;
- * RULE id = rule name. */
-enum segfw_meta_config {
-	SEGFW_META_SHA256 = 0,  /* sha256 of the applied file (hex) */
-	SEGFW_META_PATH = 1,    /* its path */
-	SEGFW_META_PENDING = 2, /* a pending `apply --confirm` ("generation=G deadline_ms=T
-				 * previous_set=S previous_generation=P") */
-	SEGFW_META_RUNTIME = 3, /* the runtime settings the set was applied with
-				 * (restored by a rollback) */
-};
-
+ * SEGMENT id = segment name; RULE id = rule name. (CONFIG ids 0-3 held the
+ * set's records as text before ABI 4; they are in maps/set_records now.) */
 struct segfw_meta_key {
-	__u32 kind; /* enum segfw_key_kind */
+	enum segfw_key_kind kind;
 	__u32 id;
 };
 
@@ -188,7 +184,7 @@ struct segfw_ct_key {
 	__u8 reserved[3];
 };
 
-enum segfw_ct_state {
+enum segfw_ct_state : __u8 {
 	SEGFW_CT_NONE = 0,
 	SEGFW_CT_SYN_SENT = 1,
 	SEGFW_CT_SYN_RECV = 2,
@@ -217,8 +213,8 @@ struct segfw_ct_value {
 	__u32 rule_id;
 	__u32 generation;  /* policy generation that allowed it; re-checked on change */
 	__be16 policy_port; /* dport, or ICMP type, the flow was decided on */
-	__u8 state;
-	__u8 flags;
+	enum segfw_ct_state state;
+	__u8 flags; /* enum segfw_ct_flags bits */
 	__u32 reserved;
 };
 
@@ -260,7 +256,7 @@ enum segfw_frag_flags {
 
 /* Why a packet got its verdict. Each packet ends in exactly one reason;
  * reason_stats counts them. Pass reasons first, drop reasons from 32. */
-enum segfw_reason {
+enum segfw_reason : __u8 {
 	SEGFW_REASON_NONE = 0,
 	SEGFW_PASS_ALLOWED = 1,     /* new flow allowed by a rule or default */
 	SEGFW_PASS_ESTABLISHED = 2, /* conntrack hit */
@@ -299,7 +295,7 @@ enum segfw_reason {
 	SEGFW_REASON_MAX = 64,
 };
 
-enum segfw_direction {
+enum segfw_direction : __u8 {
 	SEGFW_DIR_INGRESS = 0,
 	SEGFW_DIR_EGRESS = 1,
 };
@@ -312,7 +308,7 @@ struct segfw_rule_stats {
 };
 
 /* Events: denies, matches of log rules, audit would-drops. */
-enum segfw_event_kind {
+enum segfw_event_kind : __u8 {
 	SEGFW_EVENT_DENY = 1,
 	SEGFW_EVENT_LOG = 2,
 	SEGFW_EVENT_AUDIT = 3,
@@ -327,10 +323,10 @@ struct segfw_event {
 	__u32 ifindex;
 	__u32 rule_id;
 	__u8 proto;
-	__u8 kind;      /* enum segfw_event_kind */
-	__u8 direction; /* enum segfw_direction */
-	__u8 reason;    /* enum segfw_reason */
-	__u8 verdict;   /* enum segfw_action */
+	enum segfw_event_kind kind;
+	enum segfw_direction direction;
+	enum segfw_reason reason;
+	enum segfw_action verdict;
 	__u8 reserved[7];
 };
 
@@ -350,12 +346,49 @@ enum segfw_record_limits {
 	SEGFW_MAX_LINK_RECORDS = 16384, /* pinned attachments of one instance */
 	SEGFW_DAEMON_PATH_LEN = 1024,
 	SEGFW_DAEMON_MAX_IFACES = 64,   /* IFACEs named on `segfw run`'s command line */
+	SEGFW_SOURCE_PATH_LEN = 1024,   /* segfw_set_source.path, NUL included */
+	SEGFW_POLICY_SETS = 2,          /* A and B: maps/set_records' entries */
+};
+
+/* maps/set_records[S]: what policy set S (0 = A, 1 = B) was filled from
+ * and with, written once by the apply that fills the set, before its swap
+ * (a confirm or rollback later clears `pending`). */
+struct segfw_set_source {
+	__u8 sha256[32];                    /* of the applied file (all zero: none) */
+	char path[SEGFW_SOURCE_PATH_LEN];   /* its path as `policy apply` was given it, NUL-padded */
+};
+
+/* The runtime settings the set was applied with (restored by a rollback). */
+struct segfw_set_runtime {
+	__u32 tcp_timeout_s;
+	__u32 udp_timeout_s;
+	__u32 icmp_timeout_s;
+	__u32 other_timeout_s;
+	__u32 events_per_sec;
+	__u32 recorded; /* 1: the fields above hold settings (0: never written) */
+};
+
+/* A pending `apply --confirm`: unless confirmed before deadline_ms, set
+ * previous_set becomes live again. generation 0: nothing pending. */
+struct segfw_set_pending {
+	__u32 generation;
+	__u32 previous_set;        /* 0 = A, 1 = B */
+	__u32 previous_generation; /* 0: no policy was live before */
+	__u32 reserved;
+	__u64 deadline_ms;         /* wall clock, unix milliseconds */
+};
+
+struct segfw_set_record {
+	struct segfw_set_source source;
+	struct segfw_set_runtime runtime;
+	struct segfw_set_pending pending;
 };
 
 /* maps/link_records key: one pinned attachment, links/IFACE/DIR. */
 struct segfw_link_key {
 	char iface[SEGFW_IFNAMSIZ]; /* NUL-padded interface name */
-	__u32 direction;            /* enum segfw_direction */
+	enum segfw_direction direction;
+	__u8 reserved[3];           /* zero (direction was a __u32 before ABI 4) */
 };
 
 /* segfw_link_record.flags */
@@ -413,7 +446,6 @@ struct segfw_btf_anchor {
 	enum segfw_direction direction;
 	enum segfw_event_kind event_kind;
 	enum segfw_explain_cb explain_cb;
-	enum segfw_meta_config meta_config;
 	enum segfw_record_limits record_limits;
 	enum segfw_link_flags link_flags;
 	struct segfw_event event;

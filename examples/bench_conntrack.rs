@@ -181,7 +181,7 @@ fn reason_count(skel: &SegfwSkel<'_>, reason: segfw_reason) -> u64 {
     let per_cpu = skel
         .maps
         .reason_stats
-        .lookup_percpu(&reason.0.to_ne_bytes(), MapFlags::ANY)
+        .lookup_percpu(&u32::from(reason.0).to_ne_bytes(), MapFlags::ANY)
         .expect("read reason_stats")
         .expect("reason is in range");
     per_cpu
@@ -299,7 +299,7 @@ fn tcp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) ->
 fn fill_policy(skel: &SegfwSkel<'_>, image: &segfw::policy::image::PolicyImage) {
     use segfw::datapath::{apply, maps::Maps};
     let image = image.clone().with_generation(1);
-    let records = apply::config_records("benchmark policy", "", &image.runtime, None);
+    let record = apply::set_record("benchmark policy", "", &image.runtime, None);
     let mut maps = Maps::of_skeleton(skel).expect("open the benchmark datapath's maps");
-    apply::fill_and_swap(&mut maps, None, 0, &image, &records).expect("apply the policy");
+    apply::fill_and_swap(&mut maps, None, 0, &image, &record).expect("apply the policy");
 }

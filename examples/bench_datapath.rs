@@ -350,7 +350,7 @@ fn tcp_frame(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8) -> Vec
 fn fill_policy(skel: &SegfwSkel<'_>, image: &PolicyImage) {
     use segfw::datapath::{apply, maps::Maps};
     let image = image.clone().with_generation(1);
-    let records = apply::config_records("benchmark policy", "", &image.runtime, None);
+    let record = apply::set_record("benchmark policy", "", &image.runtime, None);
     let mut maps = Maps::of_skeleton(skel).expect("open the benchmark datapath's maps");
-    apply::fill_and_swap(&mut maps, None, 0, &image, &records).expect("apply the policy");
+    apply::fill_and_swap(&mut maps, None, 0, &image, &record).expect("apply the policy");
 }

@@ -31,6 +31,7 @@ unsafe impl plain::Plain for segfw_event {}
 unsafe impl plain::Plain for segfw_link_key {}
 unsafe impl plain::Plain for segfw_link_record {}
 unsafe impl plain::Plain for segfw_daemon_record {}
+unsafe impl plain::Plain for segfw_set_record {}
 
 /// The bytes of a shared type, as a map key or value.
 pub fn bytes_of<T: plain::Plain>(value: &T) -> &[u8] {

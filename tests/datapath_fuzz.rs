@@ -505,7 +505,9 @@ fn ipv4_protocol_58_is_not_neighbor_discovery() {
         (got.pass, got.reason, got.rule_id),
         (
             false,
-            segfw::skel::types::segfw_reason::SEGFW_DROP_DEFAULT.0,
+            segfw::skel::types::segfw_reason::SEGFW_DROP_DEFAULT
+                .0
+                .into(),
             Some(0)
         ),
         "IPv4 proto 58 type 135 from world to db must be decided by policy, frame {}",

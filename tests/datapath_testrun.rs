@@ -8,6 +8,7 @@ use std::path::Path;
 
 use libbpf_rs::{MapCore, MapFlags};
 use segfw::policy::image::PolicyImage;
+use segfw::skel::types::segfw_ct_state as S;
 use segfw::skel::types::segfw_ct_value;
 use segfw::skel::types::segfw_reason as R;
 use support::packet::*;
@@ -651,14 +652,30 @@ fn conntrack_passes_replies_and_tracks_tcp_states() {
     assert_eq!(est(&h), n + 3, "replies are conntrack hits");
     let entries = h.conntrack_entries();
     assert_eq!(entries.len(), 1, "one entry for both directions");
-    assert_eq!(entries[0].1.state, 3, "established after the handshake");
+    assert_eq!(
+        entries[0].1.state,
+        S::SEGFW_CT_ESTABLISHED,
+        "established after the handshake"
+    );
     assert_eq!(entries[0].1.rule_id, WEB_TO_DB);
     h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, FIN | ACK).build());
-    assert_eq!(h.conntrack_entries()[0].1.state, 4, "fin wait");
+    assert_eq!(
+        h.conntrack_entries()[0].1.state,
+        S::SEGFW_CT_FIN_WAIT,
+        "fin wait"
+    );
     h.run(EGRESS, &Pkt::tcp(DB, 5432, WEB, 40000, FIN | ACK).build());
-    assert_eq!(h.conntrack_entries()[0].1.state, 5, "closing");
+    assert_eq!(
+        h.conntrack_entries()[0].1.state,
+        S::SEGFW_CT_CLOSING,
+        "closing"
+    );
     h.run(INGRESS, &Pkt::tcp(WEB, 40000, DB, 5432, RST).build());
-    assert_eq!(h.conntrack_entries()[0].1.state, 6, "closed by rst");
+    assert_eq!(
+        h.conntrack_entries()[0].1.state,
+        S::SEGFW_CT_CLOSED,
+        "closed by rst"
+    );
 
     // A reply-looking packet of a flow never allowed is a new, denied flow.
     h.flush_conntrack();
@@ -1146,7 +1163,7 @@ fn conntrack_full_keeps_sessions_and_rechecks_evicted_flows() {
     );
     assert_eq!(
         session(&h).expect("picked up again").1.state,
-        3,
+        S::SEGFW_CT_ESTABLISHED,
         "established"
     );
     assert_eq!(
@@ -1613,7 +1630,11 @@ fn router_advertisements_pass_only_from_allowed_sources() {
         );
     }
     let (_, e) = h.explain(INGRESS, &ra("fd00:1::5", 255).build());
-    assert_eq!((e.pass, e.reason), (false, refused.0), "explain agrees");
+    assert_eq!(
+        (e.pass, e.reason),
+        (false, refused.0.into()),
+        "explain agrees"
+    );
 
     h.apply(&with_router_ads("[]", false));
     expect(

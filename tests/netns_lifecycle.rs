@@ -86,11 +86,46 @@ fn attach_twice_detach_and_uninstall() {
         .as_array()
         .expect("dump is an array")
         .iter()
-        .find(|e| e["formatted"]["key"]["kind"] == 1)
-        .expect("the live trie has a CONFIG entry");
+        .find(|e| e["formatted"]["key"]["kind"] == "SEGFW_KIND_CONFIG")
+        .expect("the live trie has a CONFIG entry, its kind printed by name");
     assert_eq!(
         config["formatted"]["value"]["id"], second["policy"]["generation"],
         "maps/policy is not the live set"
+    );
+    // Enum-typed fields print by their enumerator's name: an allowed
+    // connection leaves a tracked flow with a named state.
+    lab.listen_tcp(&a, &server, 8080);
+    assert!(
+        lab.tcp_connects(&b, &server, 8080),
+        "tcp/8080 is allowed (tcp_8080.toml)"
+    );
+    let flows = bpftool_dump(&lab.pin_dir.join("maps/conntrack"));
+    let states: Vec<&str> = flows
+        .iter()
+        .map(|e| {
+            e["formatted"]["value"]["state"]
+                .as_str()
+                .unwrap_or("a number")
+        })
+        .collect();
+    assert!(
+        !states.is_empty() && states.iter().all(|s| s.starts_with("SEGFW_CT_")),
+        "conntrack states by name, got {states:?}"
+    );
+    // Each set's record is typed: its fields by name, the path as a string.
+    let records = bpftool_dump(&lab.pin_dir.join("maps/set_records"));
+    let path = policy.canonicalize().expect("policy path");
+    let filled = records
+        .iter()
+        .find(|e| e["formatted"]["value"]["source"]["path"] == path.display().to_string())
+        .unwrap_or_else(|| panic!("a set record names {}: {records:?}", path.display()));
+    let value = &filled["formatted"]["value"];
+    assert_eq!(value["pending"]["generation"], 0, "no confirmation pending");
+    assert_eq!(value["runtime"]["recorded"], 1, "runtime settings recorded");
+    assert_eq!(
+        value["source"]["sha256"].as_array().map(Vec::len),
+        Some(32),
+        "sha256 as 32 bytes"
     );
 
     lab.segfw_ok(&["detach", IFACE]);
@@ -262,4 +297,20 @@ fn concurrent_applies_are_serialized() {
         lab.tcp_connects(&b, &server, PORT_OPEN),
         "the policy still enforces after the race"
     );
+}
+
+/// `bpftool -j map dump pinned PIN`'s entries.
+fn bpftool_dump(pin: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned", &pin.display().to_string()])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map dump pinned {} failed: {}",
+        pin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool -j output");
+    dump.as_array().expect("dump is an array").clone()
 }

@@ -67,8 +67,8 @@ fn config_entry_comes_first_with_defaults_and_combos() {
         (0, Action::Allow, true)
     );
     assert_eq!(
-        u32::from(ra_mode),
-        segfw_ra_mode::SEGFW_RA_LINK_LOCAL.0,
+        ra_mode,
+        segfw_ra_mode::SEGFW_RA_LINK_LOCAL,
         "router_advertisements absent: the default"
     );
     // Combo bits: (src ANY)<<2 | (dst ANY)<<1 | (proto ANY).
@@ -216,7 +216,7 @@ fn prefixes_no_rule_can_tell_apart_share_a_class() {
         .image
         .meta
         .iter()
-        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_SEGMENT.0)
+        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_SEGMENT)
         .map(|(k, v)| (k.id, meta_text(v)))
         .collect();
     assert_eq!(
@@ -262,14 +262,14 @@ fn failsafe_ports_become_failsafe_entries() {
 }
 
 /// The RA_SOURCE prefixes and the CONFIG entry's ra_mode of a policy.
-fn router_ads(src: &str) -> (Vec<String>, u32) {
+fn router_ads(src: &str) -> (Vec<String>, segfw::skel::types::segfw_ra_mode) {
     let checked = check(src);
     let mut sources = Vec::new();
     let mut mode = None;
     for entry in entries(&checked) {
         match entry {
             Entry::RaSource { prefix } => sources.push(prefix.to_string()),
-            Entry::Config { ra_mode, .. } => mode = Some(u32::from(ra_mode)),
+            Entry::Config { ra_mode, .. } => mode = Some(ra_mode),
             _ => {}
         }
     }
@@ -281,12 +281,12 @@ fn router_advertisement_sources_become_ra_source_entries() {
     use segfw::skel::types::segfw_ra_mode as M;
     assert_eq!(
         router_ads("version = 1\n"),
-        (vec!["fe80::/10".to_string()], M::SEGFW_RA_LINK_LOCAL.0),
+        (vec!["fe80::/10".to_string()], M::SEGFW_RA_LINK_LOCAL),
         "default: any link-local source"
     );
     assert_eq!(
         router_ads("version = 1\n[defaults]\nrouter_advertisements = []\n"),
-        (vec![], M::SEGFW_RA_NONE.0),
+        (vec![], M::SEGFW_RA_NONE),
         "[] refuses all"
     );
     // A segment means its IPv6 CIDRs; addresses are host prefixes; duplicates go.
@@ -294,14 +294,14 @@ fn router_advertisement_sources_become_ra_source_entries() {
                router_advertisements = [\"fe80::1\", \"routers\", \"fd00:9::/64\"]\n\
                [segments]\nrouters = [\"fd00:9::/64\", \"10.9.0.0/24\", \"fd00:a::1\"]\n";
     let (sources, mode) = router_ads(src);
-    assert_eq!(mode, M::SEGFW_RA_LISTED.0);
+    assert_eq!(mode, M::SEGFW_RA_LISTED);
     let mut sorted = sources.clone();
     sorted.sort();
     assert_eq!(sorted, ["fd00:9::/64", "fd00:a::1/128", "fe80::1/128"]);
 }
 
 #[test]
-fn meta_names_classes_rules_and_the_file() {
+fn meta_names_classes_and_rules_only() {
     let src = format!(
         "{TWO_SEGMENTS}[[rules]]\nname = \"web-db\"\nfrom = \"web\"\nto = \"192.0.2.0/24\"\naction = \"allow\"\n\
          [[rules]]\nfrom = \"db\"\nto = \"web\"\naction = \"deny\"\n"
@@ -311,18 +311,17 @@ fn meta_names_classes_rules_and_the_file() {
         .image
         .meta
         .iter()
-        .map(|(k, v)| (k.kind, k.id, meta_text(v)))
+        .map(|(k, v)| (k.kind.0, k.id, meta_text(v)))
         .collect();
-    let (config, segment, rule) = (
-        segfw_key_kind::SEGFW_KIND_CONFIG.0,
+    let (segment, rule) = (
         segfw_key_kind::SEGFW_KIND_SEGMENT.0,
         segfw_key_kind::SEGFW_KIND_RULE.0,
     );
+    // The file's sha256 and path are not names: the apply writes them once,
+    // in the set's record (maps/set_records).
     assert_eq!(
         names,
         [
-            (config, 0, checked.sha256.clone()),
-            (config, 1, "t.toml".to_string()),
             (segment, 1, "web".to_string()),
             // Classes are numbered in address order.
             (segment, 2, "db".to_string()),

@@ -274,7 +274,7 @@ fn failsafe_keeps_tcp_22_reachable_under_deny_all_until_disabled() {
         !disabled
             .trie
             .iter()
-            .any(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_FAILSAFE.0),
+            .any(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_FAILSAFE),
         "failsafe = [] should compile no failsafe entry"
     );
 

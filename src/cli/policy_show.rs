@@ -7,7 +7,8 @@ use anyhow::Context;
 use super::common::{installed, print_json};
 use super::status::serde_plain;
 use crate::datapath::maps::Maps;
-use crate::policy::view::{decode, PolicyView, RuleView};
+use crate::datapath::sets;
+use crate::policy::view::{PolicyView, RuleView};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +30,7 @@ pub fn run(pin_dir: &Path, args: Args) -> anyhow::Result<()> {
 pub fn live_view(pin_dir: &Path) -> anyhow::Result<PolicyView> {
     let pins = installed(pin_dir)?.read_only();
     let maps = Maps::open(&pins)?;
-    let (trie, meta) = maps
-        .live_policy()
-        .with_context(|| format!("read the live policy in {}", pin_dir.display()))?;
-    Ok(decode(&trie, &meta))
+    sets::live_view(&maps).with_context(|| format!("read the live policy in {}", pin_dir.display()))
 }
 
 fn print_text(view: &PolicyView) {

@@ -110,7 +110,7 @@ impl Reader {
 
         let reason_stats = open_reason_stats(pins)?;
         let mut reasons = Vec::new();
-        for code in 1..segfw_reason::SEGFW_REASON_MAX.0 {
+        for code in 1..u32::from(segfw_reason::SEGFW_REASON_MAX.0) {
             let packets: u64 = reason_stats.get_percpu::<u64>(code)?.iter().sum();
             let reason = reason_name(code);
             // Known reasons always (a zero is information); unknown codes
@@ -120,7 +120,7 @@ impl Reader {
             }
             reasons.push(ReasonSample {
                 reason,
-                drop: code >= segfw_reason::SEGFW_REASON_FIRST_DROP.0,
+                drop: code >= u32::from(segfw_reason::SEGFW_REASON_FIRST_DROP.0),
                 packets,
             });
         }

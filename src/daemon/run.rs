@@ -30,8 +30,8 @@ use crate::datapath::pins::{PinDir, PinLock};
 use crate::datapath::records::{
     clear_daemon_record, live_daemon, write_daemon_record, DaemonRecord,
 };
+use crate::datapath::sets::live_view;
 use crate::datapath::{DatapathError, Direction};
-use crate::policy::view::decode;
 use crate::policy::{check_bytes, sha256_hex, CheckedPolicy};
 
 /// How long the loop blocks on the ring buffer: the latency of signals
@@ -357,9 +357,7 @@ impl Daemon {
 
     /// " (from FILE)" of the live policy, if its maps say.
     fn describe_source(&self) -> String {
-        let view = Maps::open(&self.pins)
-            .and_then(|m| m.live_policy())
-            .map(|(trie, meta)| decode(&trie, &meta));
+        let view = Maps::open(&self.pins).and_then(|m| live_view(&m));
         match view.ok().and_then(|v| v.source) {
             Some(source) => format!(" (from {source})"),
             None => String::new(),

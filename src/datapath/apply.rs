@@ -8,15 +8,16 @@ use super::faults::fault_point;
 use super::instance::Instance;
 use super::maps::{Maps, TypedMap, BATCH};
 use super::pins::{PinDir, SET_PINS};
-use super::set_records::{runtime_text, Pending};
+pub use super::set_records::set_record;
+use super::set_records::Pending;
 use super::sets::{
     awaiting_confirmation, delete_pending, idle_set, live_generation, next_generation,
-    next_runtime, repin_active, set_name, META_CONFIG_PENDING, META_CONFIG_RUNTIME,
+    next_runtime, repin_active, set_name,
 };
 use super::{DatapathError, Result};
-use crate::policy::image::{meta_entry, MetaEntry, PolicyImage, RuntimeSettings, TrieEntry};
+use crate::policy::image::{MetaEntry, PolicyImage, TrieEntry};
 use crate::policy::CheckedPolicy;
-use crate::skel::types::{segfw_key_kind, segfw_meta_config};
+use crate::skel::types::segfw_set_record;
 
 /// Failures of apply, confirm and rollback.
 #[derive(Debug, thiserror::Error)]
@@ -138,13 +139,13 @@ pub fn apply_image(
         None => None,
     };
 
-    let records = config_records(source, sha256, &image.runtime, pending.as_ref());
-    fill_and_swap(maps, Some(pins), idle, &image, &records)?;
+    let record = set_record(source, sha256, &image.runtime, pending.as_ref());
+    fill_and_swap(maps, Some(pins), idle, &image, &record)?;
     repin_active(maps, pins, idle)?;
     fault_point("repinned");
     if awaiting.is_some() {
         // Confirmed implicitly: the old record must not come back with its set.
-        delete_pending(&maps.meta[1 - idle])?;
+        delete_pending(maps, 1 - idle)?;
     }
     // Per-rule counters count from this apply on (`stats --unused`).
     super::stats::reset_rule_counters(rule_stats, &image)?;
@@ -170,30 +171,10 @@ pub fn next_generation_of(instance: &mut Instance) -> Result<u32> {
     Ok(next_generation(instance.maps.runtime()?.generation))
 }
 
-/// The CONFIG records that describe a fill in its meta map, besides the
-/// image's names: the source's sha256 and path (for `status`), the runtime
-/// settings it is applied with, and the confirmation it awaits, if any.
-pub fn config_records(
-    source: &str,
-    sha256: &str,
-    runtime: &RuntimeSettings,
-    pending: Option<&Pending>,
-) -> Vec<MetaEntry> {
-    let config = segfw_key_kind::SEGFW_KIND_CONFIG;
-    let mut records = vec![
-        meta_entry(config, segfw_meta_config::SEGFW_META_SHA256.0, sha256),
-        meta_entry(config, segfw_meta_config::SEGFW_META_PATH.0, source),
-        meta_entry(config, META_CONFIG_RUNTIME, &runtime_text(runtime)),
-    ];
-    if let Some(pending) = pending {
-        records.push(meta_entry(config, META_CONFIG_PENDING, &pending.to_text()));
-    }
-    records
-}
-
 /// The fill and the swap of every apply: set `set` is built anew from
-/// `image` (stamped with its generation, [`PolicyImage::with_generation`])
-/// and `records` ([`config_records`]), then swapped in, and the runtime map
+/// `image` (stamped with its generation, [`PolicyImage::with_generation`]),
+/// its record is written (`maps/set_records[set]`: what it was filled from
+/// and with, [`set_record`]), then it is swapped in, and the runtime map
 /// names its generation. Works on the maps it is given: an instance's
 /// pinned maps (`pins`: the new set is pinned over the set's pins before the
 /// swap) or a loaded, unpinned skeleton's ([`Maps::of_skeleton`], `pins`
@@ -203,11 +184,12 @@ pub fn fill_and_swap(
     pins: Option<&PinDir>,
     set: usize,
     image: &PolicyImage,
-    records: &[MetaEntry],
+    record: &segfw_set_record,
 ) -> Result<()> {
-    let mut names = image.meta.clone();
-    names.extend_from_slice(records);
-    replace_set(maps, pins, set, &image.trie, &names)?;
+    replace_set(maps, pins, set, &image.trie, &image.meta)?;
+    // The idle set's record: the datapath reads none of it, and a kill
+    // before the swap leaves the live set and its record as they were.
+    maps.set_records.put(&(set as u32), record)?;
     fault_point("filled");
     // The swap: the kernel waits for running programs before returning, so
     // once it returns no packet still uses the old set.

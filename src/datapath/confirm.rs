@@ -1,8 +1,8 @@
 //! Confirm and rollback of `policy apply --confirm SECS`: the set that was
 //! live before stays intact as the idle set, so rolling back is one more
-//! swap. The pending confirmation is recorded in the names of the set it
-//! guards (meta CONFIG id 2, [`Pending`]); it is live exactly while that
-//! set is.
+//! swap. The pending confirmation is recorded in the record of the set it
+//! guards (`maps/set_records`, field `pending`, [`Pending`]); it is live
+//! exactly while that set is.
 use super::apply::ApplyError;
 use super::instance::Instance;
 use super::maps::Maps;
@@ -14,7 +14,7 @@ use super::sets::{
 };
 use super::Result;
 use crate::policy::image::config_key;
-use crate::skel::types::segfw_policy_value;
+use crate::skel::types::{segfw_policy_value, segfw_set_record};
 
 /// What a rollback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn confirm(instance: &mut Instance) -> Result<Pending, ApplyError> {
     let maps = &instance.maps;
     let set = maps.active_set()?.ok_or_else(nothing)?;
     let pending = read_pending(maps, set)?.ok_or_else(nothing)?;
-    delete_pending(&maps.meta[set])?;
+    delete_pending(maps, set)?;
     Ok(pending)
 }
 
@@ -78,6 +78,8 @@ pub fn rollback_if_pending(
         // datapath passes everything without one.
         trie.clear()?;
         meta.clear()?;
+        maps.set_records
+            .put(&(set as u32), &segfw_set_record::default())?;
     } else {
         let key = config_key();
         let mut config = match trie.get::<_, segfw_policy_value>(&key)? {
@@ -92,14 +94,14 @@ pub fn rollback_if_pending(
         };
         config.id = new_generation;
         trie.put(&key, &config)?;
-        delete_pending(&maps.meta[set])?;
+        delete_pending(maps, set)?;
     }
-    let settings = read_runtime_settings(meta)?.unwrap_or(settings_of(&runtime));
+    let settings = read_runtime_settings(maps, set)?.unwrap_or(settings_of(&runtime));
     maps.policy_outer.set_inner(0, &maps.policy[set])?;
     maps.runtime
         .put(&0u32, &next_runtime(&settings, new_generation, set))?;
     repin_active(maps, pins, set)?;
-    delete_pending(&maps.meta[live])?;
+    delete_pending(maps, live)?;
     Ok(Some(RollbackReport {
         rolled_back: generation,
         generation: new_generation,

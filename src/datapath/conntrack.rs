@@ -94,8 +94,8 @@ fn has(flags: u8, flag: segfw_ct_flags) -> bool {
 }
 
 /// Name of an enum segfw_ct_state value.
-pub fn state_name(state: u8) -> &'static str {
-    match segfw_ct_state(u32::from(state)) {
+pub fn state_name(state: segfw_ct_state) -> &'static str {
+    match state {
         segfw_ct_state::SEGFW_CT_SYN_SENT => "syn_sent",
         segfw_ct_state::SEGFW_CT_SYN_RECV => "syn_recv",
         segfw_ct_state::SEGFW_CT_ESTABLISHED => "established",
@@ -128,7 +128,7 @@ mod tests {
             last_seen_ns: 4_000_000_000,
             rule_id: 7,
             generation: 2,
-            state: segfw_ct_state::SEGFW_CT_ESTABLISHED.0 as u8,
+            state: segfw_ct_state::SEGFW_CT_ESTABLISHED,
             flags: segfw_ct_flags::SEGFW_CT_ORIG_INGRESS.0 as u8,
             ..Default::default()
         };

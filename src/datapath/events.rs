@@ -264,18 +264,18 @@ impl Interfaces {
 }
 
 fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfaces) -> Event {
-    let kind = match segfw_event_kind(u32::from(raw.kind)) {
+    let kind = match raw.kind {
         segfw_event_kind::SEGFW_EVENT_DENY => "deny".to_string(),
         segfw_event_kind::SEGFW_EVENT_LOG => "log".to_string(),
         segfw_event_kind::SEGFW_EVENT_AUDIT => "audit".to_string(),
-        _ => format!("kind_{}", raw.kind),
+        _ => format!("kind_{}", raw.kind.0),
     };
-    let verdict = if u32::from(raw.verdict) == segfw_action::SEGFW_ACTION_ALLOW.0 {
+    let verdict = if raw.verdict == segfw_action::SEGFW_ACTION_ALLOW {
         "pass"
     } else {
         "drop"
     };
-    let direction = if u32::from(raw.direction) == segfw_direction::SEGFW_DIR_EGRESS.0 {
+    let direction = if raw.direction == segfw_direction::SEGFW_DIR_EGRESS {
         Direction::Egress
     } else {
         Direction::Ingress
@@ -295,7 +295,7 @@ fn decode(raw: &segfw_event, names: &HashMap<u32, String>, ifaces: &mut Interfac
         dport: u16::from_be(raw.dport),
         rule_id: raw.rule_id,
         rule: rule_label(raw.rule_id, names),
-        reason: reason_name(u32::from(raw.reason)),
+        reason: reason_name(raw.reason.0.into()),
     }
 }
 
@@ -326,10 +326,10 @@ mod tests {
             ifindex: 0,
             rule_id: 3,
             proto: 6,
-            kind: segfw_event_kind::SEGFW_EVENT_AUDIT.0 as u8,
-            direction: segfw_direction::SEGFW_DIR_EGRESS.0 as u8,
-            reason: 32,
-            verdict: segfw_action::SEGFW_ACTION_ALLOW.0 as u8,
+            kind: segfw_event_kind::SEGFW_EVENT_AUDIT,
+            direction: segfw_direction::SEGFW_DIR_EGRESS,
+            reason: crate::skel::types::segfw_reason::SEGFW_DROP_POLICY,
+            verdict: segfw_action::SEGFW_ACTION_ALLOW,
             ..Default::default()
         };
         let names = HashMap::from([(3, "no-8081".to_string())]);

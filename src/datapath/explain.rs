@@ -20,7 +20,7 @@ use super::pins::PinDir;
 use super::{DatapathError, Direction};
 use crate::policy::model::proto;
 use crate::policy::view::{proto_name, rule_label};
-use crate::skel::types::{__sk_buff, segfw_direction, segfw_explain_cb};
+use crate::skel::types::{__sk_buff, segfw_explain_cb};
 /// Source port of a probe when --src names none: an ephemeral port.
 pub const DEFAULT_SPORT: u16 = 40000;
 /// Echo id of ICMP echo probes.
@@ -387,16 +387,17 @@ pub fn run_explain(
     frame: &[u8],
     direction: Direction,
 ) -> std::io::Result<(u32, Option<ExplainWords>)> {
-    let dir = match direction {
-        Direction::Ingress => segfw_direction::SEGFW_DIR_INGRESS,
-        Direction::Egress => segfw_direction::SEGFW_DIR_EGRESS,
-    };
+    let dir = direction.raw();
     let mut ctx_in = vec![0u8; size_of::<__sk_buff>()];
     let put = |ctx: &mut [u8], word, value: u32| {
         let at = cb_at(word);
         ctx[at..at + 4].copy_from_slice(&value.to_ne_bytes());
     };
-    put(&mut ctx_in, segfw_explain_cb::SEGFW_EXPLAIN_CB_DIR, dir.0);
+    put(
+        &mut ctx_in,
+        segfw_explain_cb::SEGFW_EXPLAIN_CB_DIR,
+        dir.0.into(),
+    );
     // No program answer encodes as u32::MAX (reason << 8 never does).
     put(
         &mut ctx_in,

@@ -136,6 +136,7 @@ fn set_pin_paths(open: &mut crate::skel::OpenSegfwSkel<'_>, pins: &PinDir) -> Re
         ("ratelimit", &mut maps.ratelimit),
         ("link_records", &mut maps.link_records),
         ("daemon_record", &mut maps.daemon_record),
+        ("set_records", &mut maps.set_records),
     ];
     for (name, map) in named {
         debug_assert!(MAP_NAMES.contains(&name));
@@ -242,7 +243,7 @@ pub fn repin_missing_maps(pins: &PinDir, programs: &Programs) -> Result<Vec<Stri
             None if name.starts_with("meta_") => (
                 create_empty_meta(name)?,
                 "created again, empty: it held the names of the live policy's rules and \
-                 segments, its file and hash, which the kernel does not keep; the live policy \
+                 segments, which the kernel does not keep; the live policy \
                  keeps enforcing, and the next `segfw policy apply FILE` names it again"
                     .to_string(),
             ),

@@ -13,7 +13,7 @@ use super::{DatapathError, Result};
 use crate::policy::image::{MetaEntry, TrieEntry};
 use crate::skel::types::{
     segfw_ct_key, segfw_ct_value, segfw_flow_cache, segfw_meta_key, segfw_meta_value,
-    segfw_policy_key, segfw_policy_value, segfw_rule_stats, segfw_runtime,
+    segfw_policy_key, segfw_policy_value, segfw_rule_stats, segfw_runtime, segfw_set_record,
 };
 use crate::skel::{bytes_of, from_bytes};
 
@@ -406,6 +406,8 @@ pub struct Maps {
     pub meta: [TypedMap; 2],
     pub policy_outer: TypedMap,
     pub runtime: TypedMap,
+    /// maps/set_records: entry S describes set S ([`super::set_records`]).
+    pub set_records: TypedMap,
 }
 
 impl Maps {
@@ -426,6 +428,7 @@ impl Maps {
             ],
             policy_outer: TypedMap::open::<u32, u32>(pins, "policy_outer")?,
             runtime: TypedMap::open::<u32, segfw_runtime>(pins, "runtime")?,
+            set_records: TypedMap::open::<u32, segfw_set_record>(pins, "set_records")?,
         })
     }
 
@@ -448,6 +451,10 @@ impl Maps {
             ],
             policy_outer: TypedMap::of_skeleton::<u32, u32, _>(&m.policy_outer, "policy_outer")?,
             runtime: TypedMap::of_skeleton::<u32, segfw_runtime, _>(&m.runtime, "runtime")?,
+            set_records: TypedMap::of_skeleton::<u32, segfw_set_record, _>(
+                &m.set_records,
+                "set_records",
+            )?,
         })
     }
 

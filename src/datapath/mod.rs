@@ -52,6 +52,15 @@ impl Direction {
             Direction::Egress => "egress",
         }
     }
+
+    /// The header's enum segfw_direction value for this hook.
+    pub fn raw(self) -> crate::skel::types::segfw_direction {
+        use crate::skel::types::segfw_direction;
+        match self {
+            Direction::Ingress => segfw_direction::SEGFW_DIR_INGRESS,
+            Direction::Egress => segfw_direction::SEGFW_DIR_EGRESS,
+        }
+    }
 }
 
 impl fmt::Display for Direction {

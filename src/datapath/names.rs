@@ -9,8 +9,12 @@ use crate::policy::view::rule_names;
 use crate::skel::types::segfw_reason;
 
 /// "drop_policy" for SEGFW_DROP_POLICY, and so on; unknown codes by number.
+/// Takes the code as reason_stats indexes it (a u32 key).
 pub fn reason_name(code: u32) -> String {
-    let name = match segfw_reason(code) {
+    let Ok(byte) = u8::try_from(code) else {
+        return format!("reason_{code}");
+    };
+    let name = match segfw_reason(byte) {
         segfw_reason::SEGFW_REASON_NONE => "none",
         segfw_reason::SEGFW_PASS_ALLOWED => "pass_allowed",
         segfw_reason::SEGFW_PASS_ESTABLISHED => "pass_established",
@@ -60,13 +64,14 @@ mod tests {
     #[test]
     fn reason_names_follow_the_header() {
         assert_eq!(
-            reason_name(segfw_reason::SEGFW_DROP_POLICY.0),
+            reason_name(segfw_reason::SEGFW_DROP_POLICY.0.into()),
             "drop_policy"
         );
         assert_eq!(
-            reason_name(segfw_reason::SEGFW_PASS_ESTABLISHED.0),
+            reason_name(segfw_reason::SEGFW_PASS_ESTABLISHED.0.into()),
             "pass_established"
         );
         assert_eq!(reason_name(60), "reason_60");
+        assert_eq!(reason_name(300), "reason_300");
     }
 }

@@ -17,7 +17,7 @@ use super::{DatapathError, Direction, Result};
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 /// Every map of bpf/maps.h, pinned under maps/<name>.
-pub const MAP_NAMES: [&str; 15] = [
+pub const MAP_NAMES: [&str; 16] = [
     "policy_a",
     "policy_b",
     "policy_outer",
@@ -33,6 +33,7 @@ pub const MAP_NAMES: [&str; 15] = [
     "ratelimit",
     "link_records",
     "daemon_record",
+    "set_records",
 ];
 
 /// The pins of progs/: the two attached programs, and the explain program
@@ -42,7 +43,7 @@ pub const EXPLAIN_PROG: &str = "explain";
 
 /// Maps of records that only userspace reads (see bpf/segfw_shared.h): no
 /// program holds them, so a missing one is created again, empty.
-pub const RECORD_MAPS: [&str; 2] = ["link_records", "daemon_record"];
+pub const RECORD_MAPS: [&str; 3] = ["link_records", "daemon_record", "set_records"];
 
 /// (trie, meta) pins of policy set A (index 0) and B (index 1).
 pub const SET_PINS: [(&str, &str); 2] = [("policy_a", "meta_a"), ("policy_b", "meta_b")];

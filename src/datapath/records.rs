@@ -16,11 +16,12 @@ use crate::skel::types::{
 
 pub const LINK_RECORDS: &str = "link_records";
 pub const DAEMON_RECORD: &str = "daemon_record";
+pub const SET_RECORDS: &str = "set_records";
 
 /// The key of links/IFACE/DIR's record.
 pub fn link_key(iface: &str, dir: Direction) -> segfw_link_key {
     let mut key = segfw_link_key {
-        direction: dir as u32,
+        direction: dir.raw(),
         ..Default::default()
     };
     copy_name(&mut key.iface, iface);
@@ -113,6 +114,12 @@ pub fn create_empty(name: &str) -> Result<MapHandle> {
             size_of::<u32>(),
             size_of::<segfw_daemon_record>(),
             1,
+        ),
+        SET_RECORDS => (
+            MapType::Array,
+            size_of::<u32>(),
+            size_of::<crate::skel::types::segfw_set_record>(),
+            crate::skel::types::segfw_record_limits::SEGFW_POLICY_SETS.0,
         ),
         other => {
             return Err(DatapathError::MapContent {
@@ -263,12 +270,13 @@ fn parse_start_ticks(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::skel::types::segfw_direction;
 
     #[test]
     fn names_round_trip_and_truncate_with_a_nul() {
         let key = link_key("eth0.100", Direction::Egress);
         assert_eq!(key_iface(&key), "eth0.100");
-        assert_eq!(key.direction, Direction::Egress as u32);
+        assert_eq!(key.direction, segfw_direction::SEGFW_DIR_EGRESS);
         let long = link_key("a-very-long-interface-name", Direction::Ingress);
         assert_eq!(key_iface(&long), "a-very-long-int", "15 bytes and a NUL");
     }

@@ -79,7 +79,7 @@ const REPINNED: [&str; 6] = [
 pub(crate) fn repair_maps(maps: &mut Maps, pins: &PinDir) -> Result<()> {
     if let Some((set, generation)) = maps.torn()? {
         let runtime = maps.runtime()?;
-        let settings = read_runtime_settings(&maps.meta[set])?.unwrap_or(settings_of(&runtime));
+        let settings = read_runtime_settings(maps, set)?.unwrap_or(settings_of(&runtime));
         let generation = if generation == 0 {
             runtime.generation
         } else {

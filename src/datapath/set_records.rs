@@ -1,9 +1,13 @@
-//! The records a policy set keeps about itself in its meta map's CONFIG
-//! ids, encoded as text in a `segfw_meta_value`: the pending confirmation
-//! (id 2, [`Pending`]) and the runtime settings it was applied with (id 3).
-//! The set code (`sets.rs`) reads and writes them; this module only encodes.
+//! The record each policy set keeps about itself, entry S of
+//! `maps/set_records` (`struct segfw_set_record`): the file it was filled
+//! from (sha256 and path), the runtime settings it was applied with, and the
+//! confirmation it awaits, if any. The set code (`sets.rs`) reads and writes
+//! it; this module converts between the record and Rust terms.
 use super::clock::unix_ms;
 use crate::policy::image::RuntimeSettings;
+use crate::skel::types::{
+    segfw_set_pending, segfw_set_record, segfw_set_runtime, segfw_set_source,
+};
 
 /// A confirmation that a live policy awaits: unless `segfw policy confirm`
 /// removes it before `deadline_ms`, set `previous_set` becomes live again.
@@ -21,36 +25,26 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// `generation=G deadline_ms=T previous_set=S previous_generation=P`
-    /// (fits the 128 bytes of a meta value).
-    pub fn to_text(&self) -> String {
-        format!(
-            "generation={} deadline_ms={} previous_set={} previous_generation={}",
-            self.generation, self.deadline_ms, self.previous_set, self.previous_generation
-        )
+    /// The record's `pending` field.
+    pub fn to_record(&self) -> segfw_set_pending {
+        segfw_set_pending {
+            generation: self.generation,
+            previous_set: self.previous_set as u32,
+            previous_generation: self.previous_generation,
+            deadline_ms: self.deadline_ms,
+            ..Default::default()
+        }
     }
 
-    /// Parses [`Pending::to_text`]; None for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut pending = Pending {
-            generation: 0,
-            deadline_ms: 0,
-            previous_set: 0,
-            previous_generation: 0,
-        };
-        let mut seen = 0;
-        for field in text.split_whitespace() {
-            let (key, value) = field.split_once('=')?;
-            match key {
-                "generation" => pending.generation = value.parse().ok()?,
-                "deadline_ms" => pending.deadline_ms = value.parse().ok()?,
-                "previous_set" => pending.previous_set = value.parse().ok().filter(|s| *s < 2)?,
-                "previous_generation" => pending.previous_generation = value.parse().ok()?,
-                _ => continue,
-            }
-            seen += 1;
-        }
-        (seen == 4 && pending.generation != 0).then_some(pending)
+    /// None when nothing is pending (generation 0) or the record names no
+    /// set (previous_set other than 0 or 1).
+    pub fn from_record(r: &segfw_set_pending) -> Option<Self> {
+        (r.generation != 0 && r.previous_set < 2).then_some(Pending {
+            generation: r.generation,
+            deadline_ms: r.deadline_ms,
+            previous_set: r.previous_set as usize,
+            previous_generation: r.previous_generation,
+        })
     }
 
     /// Milliseconds until the deadline (0 once it passed).
@@ -69,29 +63,82 @@ impl Pending {
     }
 }
 
-/// `tcp=3600 udp=60 icmp=30 other=60 events=1000`
-pub(crate) fn runtime_text(s: &RuntimeSettings) -> String {
-    format!(
-        "tcp={} udp={} icmp={} other={} events={}",
-        s.tcp_timeout_s, s.udp_timeout_s, s.icmp_timeout_s, s.other_timeout_s, s.events_per_sec
-    )
+/// The whole record of a set about to be filled.
+pub fn set_record(
+    source: &str,
+    sha256: &str,
+    runtime: &RuntimeSettings,
+    pending: Option<&Pending>,
+) -> segfw_set_record {
+    segfw_set_record {
+        source: source_record(source, sha256),
+        runtime: runtime_record(runtime),
+        pending: pending.map(Pending::to_record).unwrap_or_default(),
+    }
 }
 
-pub(crate) fn parse_runtime_text(text: &str, base: RuntimeSettings) -> Option<RuntimeSettings> {
-    let mut s = base;
-    for field in text.split_whitespace() {
-        let (key, value) = field.split_once('=')?;
-        let value: u32 = value.parse().ok()?;
-        match key {
-            "tcp" => s.tcp_timeout_s = value,
-            "udp" => s.udp_timeout_s = value,
-            "icmp" => s.icmp_timeout_s = value,
-            "other" => s.other_timeout_s = value,
-            "events" => s.events_per_sec = value,
-            _ => {}
+/// sha256 as bytes (a string that is not 64 hex digits stays all zero:
+/// "no hash"); the path NUL-padded, cut at a character boundary to fit.
+fn source_record(path: &str, sha256: &str) -> segfw_set_source {
+    let mut record = segfw_set_source::default();
+    if sha256.len() == 2 * record.sha256.len() {
+        let parsed: Option<Vec<u8>> = (0..record.sha256.len())
+            .map(|i| u8::from_str_radix(sha256.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        if let Some(bytes) = parsed {
+            record.sha256.copy_from_slice(&bytes);
         }
     }
-    Some(s)
+    let mut n = path.len().min(record.path.len() - 1);
+    while !path.is_char_boundary(n) {
+        n -= 1;
+    }
+    for (dst, src) in record.path.iter_mut().zip(&path.as_bytes()[..n]) {
+        *dst = *src as _;
+    }
+    record
+}
+
+/// (sha256 hex, path) of a record; None for a set never filled.
+pub fn source_of(record: &segfw_set_record) -> (Option<String>, Option<String>) {
+    let s = &record.source;
+    let sha256 = s
+        .sha256
+        .iter()
+        .any(|b| *b != 0)
+        .then(|| s.sha256.iter().map(|b| format!("{b:02x}")).collect());
+    let bytes: Vec<u8> = s
+        .path
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    let path = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+    (sha256, path)
+}
+
+fn runtime_record(s: &RuntimeSettings) -> segfw_set_runtime {
+    segfw_set_runtime {
+        tcp_timeout_s: s.tcp_timeout_s,
+        udp_timeout_s: s.udp_timeout_s,
+        icmp_timeout_s: s.icmp_timeout_s,
+        other_timeout_s: s.other_timeout_s,
+        events_per_sec: s.events_per_sec,
+        recorded: 1,
+    }
+}
+
+/// The settings a set was applied with; None for a set never filled.
+pub fn runtime_of(record: &segfw_set_record) -> Option<RuntimeSettings> {
+    let r = &record.runtime;
+    (r.recorded == 1).then_some(RuntimeSettings {
+        conntrack_max_entries: 0,
+        tcp_timeout_s: r.tcp_timeout_s,
+        udp_timeout_s: r.udp_timeout_s,
+        icmp_timeout_s: r.icmp_timeout_s,
+        other_timeout_s: r.other_timeout_s,
+        events_per_sec: r.events_per_sec,
+    })
 }
 
 #[cfg(test)]
@@ -99,26 +146,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pending_record_round_trips_and_fits_a_meta_value() {
+    fn pending_record_round_trips() {
         let pending = Pending {
             generation: u32::MAX,
             deadline_ms: u64::MAX,
             previous_set: 1,
             previous_generation: u32::MAX - 1,
         };
-        let text = pending.to_text();
-        assert!(text.len() < 128, "{text:?} does not fit segfw_meta_value");
-        assert_eq!(Pending::parse(&text), Some(pending));
-        assert_eq!(Pending::parse("generation=3 deadline_ms=9"), None);
+        assert_eq!(Pending::from_record(&pending.to_record()), Some(pending));
+        assert_eq!(Pending::from_record(&segfw_set_pending::default()), None);
+        let bad_set = segfw_set_pending {
+            previous_set: 2,
+            ..pending.to_record()
+        };
         assert_eq!(
-            Pending::parse("generation=3 deadline_ms=9 previous_set=2 previous_generation=2"),
+            Pending::from_record(&bad_set),
             None,
             "a set index other than 0 or 1 is not a record"
         );
     }
 
     #[test]
-    fn runtime_settings_round_trip() {
+    fn a_set_record_round_trips_source_and_runtime() {
         let settings = RuntimeSettings {
             conntrack_max_entries: 0,
             tcp_timeout_s: 3600,
@@ -127,17 +176,22 @@ mod tests {
             other_timeout_s: 59,
             events_per_sec: 1000,
         };
-        let base = RuntimeSettings {
-            conntrack_max_entries: 0,
-            tcp_timeout_s: 0,
-            udp_timeout_s: 0,
-            icmp_timeout_s: 0,
-            other_timeout_s: 0,
-            events_per_sec: 0,
-        };
+        let sha = crate::policy::sha256_hex(b"version = 1\n");
+        let record = set_record("/etc/segfw/policy.toml", &sha, &settings, None);
+        assert_eq!(runtime_of(&record), Some(settings));
         assert_eq!(
-            parse_runtime_text(&runtime_text(&settings), base),
-            Some(settings)
+            source_of(&record),
+            (Some(sha), Some("/etc/segfw/policy.toml".to_string()))
+        );
+        assert_eq!(Pending::from_record(&record.pending), None);
+        let empty = segfw_set_record::default();
+        assert_eq!(source_of(&empty), (None, None), "a set never filled");
+        assert_eq!(runtime_of(&empty), None);
+        let long = "d/".repeat(600) + "é.toml";
+        let (_, path) = source_of(&set_record(&long, "", &settings, None));
+        assert!(
+            long.starts_with(path.as_deref().unwrap()),
+            "cut, not garbled"
         );
     }
 }

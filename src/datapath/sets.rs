@@ -2,20 +2,13 @@
 //! which idle, the generation counter, the records each set keeps (its
 //! pending confirmation, its runtime settings), and the runtime map and
 //! second pins that follow the live set.
-use super::maps::{Maps, TypedMap};
+use super::maps::Maps;
 use super::pins::{PinDir, ACTIVE_META_PIN, ACTIVE_POLICY_PIN};
-use super::set_records::{parse_runtime_text, Pending};
+use super::set_records::{runtime_of, source_of, Pending};
 use super::Result;
-use crate::policy::decode::meta_text;
 use crate::policy::image::{config_key, RuntimeSettings};
-use crate::skel::types::{
-    segfw_key_kind, segfw_meta_config, segfw_meta_key, segfw_policy_value, segfw_runtime,
-};
-
-/// meta CONFIG ids (bpf/segfw_shared.h).
-pub(crate) const META_CONFIG_PENDING: u32 = segfw_meta_config::SEGFW_META_PENDING.0;
-
-pub(crate) const META_CONFIG_RUNTIME: u32 = segfw_meta_config::SEGFW_META_RUNTIME.0;
+use crate::policy::view::{decode, PolicyView};
+use crate::skel::types::{segfw_policy_value, segfw_runtime, segfw_set_record};
 
 /// The set to fill: A before the first apply, else the one not live.
 pub(crate) fn idle_set(live: Option<usize>) -> usize {
@@ -33,16 +26,24 @@ pub(crate) fn live_generation(maps: &Maps, set: usize) -> Result<u32> {
     Ok(config.map_or(0, |c| c.id))
 }
 
-pub(crate) fn pending_key() -> segfw_meta_key {
-    segfw_meta_key {
-        kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
-        id: META_CONFIG_PENDING,
-    }
+/// Set `set`'s record (all zero for a set never filled).
+pub(crate) fn read_set_record(maps: &Maps, set: usize) -> Result<segfw_set_record> {
+    Ok(maps.set_records.get(&(set as u32))?.unwrap_or_default())
 }
 
 pub(crate) fn read_pending(maps: &Maps, set: usize) -> Result<Option<Pending>> {
-    let value = maps.meta[set].get(&pending_key())?;
-    Ok(value.and_then(|v| Pending::parse(&meta_text(&v))))
+    Ok(Pending::from_record(&read_set_record(maps, set)?.pending))
+}
+
+/// The live policy, decoded, with the file it was applied from (its set's
+/// record): what `status`, `policy show` and the daemon print.
+pub fn live_view(maps: &Maps) -> Result<PolicyView> {
+    let (trie, meta) = maps.live_policy()?;
+    let mut view = decode(&trie, &meta);
+    if let Some(set) = maps.active_set()? {
+        (view.sha256, view.source) = source_of(&read_set_record(maps, set)?);
+    }
+    Ok(view)
 }
 
 /// The confirmation the live set awaits, if any.
@@ -53,9 +54,15 @@ pub fn awaiting_confirmation(maps: &Maps) -> Result<Option<Pending>> {
     }
 }
 
-/// Removes the pending record of a set (its meta map), if it has one.
-pub(crate) fn delete_pending(meta: &TypedMap) -> Result<()> {
-    meta.delete(&pending_key())
+/// Clears the pending confirmation in set `set`'s record (one update of
+/// the record, whose other fields stay).
+pub(crate) fn delete_pending(maps: &Maps, set: usize) -> Result<()> {
+    let mut record = read_set_record(maps, set)?;
+    if Pending::from_record(&record.pending).is_none() {
+        return Ok(());
+    }
+    record.pending = Default::default();
+    maps.set_records.put(&(set as u32), &record)
 }
 
 pub(crate) fn set_name(set: usize) -> &'static str {
@@ -66,16 +73,10 @@ pub(crate) fn set_name(set: usize) -> &'static str {
     }
 }
 
-/// The runtime settings recorded with a set (sets filled by an older
-/// segfw have none).
-pub(crate) fn read_runtime_settings(meta: &TypedMap) -> Result<Option<RuntimeSettings>> {
-    let key = segfw_meta_key {
-        kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
-        id: META_CONFIG_RUNTIME,
-    };
-    let value = meta.get(&key)?;
-    let base = settings_of(&segfw_runtime::default());
-    Ok(value.and_then(|v| parse_runtime_text(&meta_text(&v), base)))
+/// The runtime settings recorded with a set (none for a set never filled,
+/// or whose record was lost with its pin).
+pub(crate) fn read_runtime_settings(maps: &Maps, set: usize) -> Result<Option<RuntimeSettings>> {
+    Ok(runtime_of(&read_set_record(maps, set)?))
 }
 
 pub(crate) fn settings_of(runtime: &segfw_runtime) -> RuntimeSettings {

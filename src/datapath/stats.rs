@@ -99,7 +99,7 @@ pub fn collect(pins: &PinDir, include_unused: bool) -> Result<Stats> {
     };
     let audited = reasons
         .iter()
-        .filter(|r| r.code == segfw_reason::SEGFW_PASS_AUDIT.0)
+        .filter(|r| r.code == u32::from(segfw_reason::SEGFW_PASS_AUDIT.0))
         .map(|r| r.packets)
         .sum();
     Ok(Stats {
@@ -138,11 +138,10 @@ fn events_suppressed(pins: &PinDir) -> Result<u64> {
 /// Called by `policy apply` right after the swap; packets decided in
 /// between are not counted, which errs towards "unused".
 pub fn reset_rule_counters(rule_stats: &TypedMap, image: &PolicyImage) -> Result<()> {
-    let rule_kind = segfw_key_kind::SEGFW_KIND_RULE.0;
     let ids: Vec<u32> = image
         .meta
         .iter()
-        .filter(|(key, _)| key.kind == rule_kind)
+        .filter(|(key, _)| key.kind == segfw_key_kind::SEGFW_KIND_RULE)
         .map(|(key, _)| key.id)
         .chain([RULE_DEFAULT, RULE_FAILSAFE])
         .collect();
@@ -152,7 +151,7 @@ pub fn reset_rule_counters(rule_stats: &TypedMap, image: &PolicyImage) -> Result
 fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
     let map = open_reason_stats(pins)?;
     let mut out = Vec::new();
-    for code in 0..segfw_reason::SEGFW_REASON_MAX.0 {
+    for code in 0..u32::from(segfw_reason::SEGFW_REASON_MAX.0) {
         let packets: u64 = map.get_percpu::<u64>(code)?.iter().sum();
         if packets == 0 {
             continue;
@@ -160,7 +159,7 @@ fn reason_counters(pins: &PinDir) -> Result<Vec<ReasonCounter>> {
         out.push(ReasonCounter {
             reason: reason_name(code),
             code,
-            drop: code >= segfw_reason::SEGFW_REASON_FIRST_DROP.0,
+            drop: code >= u32::from(segfw_reason::SEGFW_REASON_FIRST_DROP.0),
             packets,
         });
     }

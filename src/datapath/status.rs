@@ -10,9 +10,9 @@ use super::netns::Netns;
 use super::pins::PinDir;
 use super::records::{read_daemon_record, DaemonRecord};
 use super::set_records::Pending;
-use super::sets::awaiting_confirmation;
+use super::sets::{awaiting_confirmation, live_view};
 use super::Result;
-use crate::policy::view::{decode, Action, Mode, RouterAdvertisements};
+use crate::policy::view::{Action, Mode, RouterAdvertisements};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -185,8 +185,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     }
 
     let maps = Maps::open(pins)?;
-    let (trie, meta) = maps.live_policy()?;
-    let view = decode(&trie, &meta);
+    let view = live_view(&maps)?;
     // A live set without a CONFIG entry (generation 0 in the trie) is the
     // "no policy" a rollback of a first apply restores.
     let active = maps.active_set()?.filter(|_| view.generation != 0);
@@ -205,7 +204,7 @@ pub fn status(pins: &PinDir) -> Result<Status> {
     status.maps = Some(MapFill {
         conntrack_entries: conntrack.count()?,
         conntrack_max: conntrack.max_entries(),
-        trie_entries: trie.len(),
+        trie_entries: view.trie_entries,
         trie_max: maps.policy[0].max_entries(),
         rules: view.rules.len(),
         segments: view.segments.len(),

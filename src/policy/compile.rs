@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use crate::skel::bytes_of;
 use crate::skel::types::{
-    segfw_combo_bits, segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value,
-    segfw_policy_key, segfw_policy_value, segfw_value_flags,
+    segfw_action, segfw_combo_bits, segfw_key_kind, segfw_limits, segfw_meta_key, segfw_meta_value,
+    segfw_policy_key, segfw_policy_value, segfw_ra_mode, segfw_value_flags,
 };
 
 use super::classes::Classes;
@@ -74,11 +74,13 @@ pub fn compile_with_limits(policy: &Policy, limits: &Limits) -> Result<PolicyIma
     let expansions = expand_rules(policy, &classes, limits)?;
     // CONFIG goes first; its combos are known once the rules are compiled.
     let mut trie = Vec::with_capacity(1 + classes.prefix_count() + expansions.len());
-    trie.push((image::config_key(), value(0, 0, 0)));
+    // Segment values carry no action: theirs is the zero value, DENY.
+    let none = segfw_action::SEGFW_ACTION_DENY;
+    trie.push((image::config_key(), value(0, none, 0)));
     trie.extend(
         classes
             .prefixes()
-            .map(|(prefix, id)| (prefix.segment_key(), value(id, 0, 0))),
+            .map(|(prefix, id)| (prefix.segment_key(), value(id, none, 0))),
     );
     let before_rules = trie.len();
     let combos = push_rule_entries(policy, &expansions, limits, &mut trie)?;
@@ -347,13 +349,13 @@ fn for_each_port_prefix(range: PortRange, mut emit: impl FnMut(u16, u8)) {
     }
 }
 
-fn value(id: u32, action: u8, flags: u8) -> segfw_policy_value {
+fn value(id: u32, action: segfw_action, flags: u8) -> segfw_policy_value {
     segfw_policy_value {
         id,
         action,
         flags,
         combos: 0,
-        ra_mode: 0,
+        ra_mode: segfw_ra_mode::SEGFW_RA_LINK_LOCAL,
     }
 }
 
@@ -366,7 +368,7 @@ fn config_value(policy: &Policy, combos: u8) -> segfw_policy_value {
     };
     segfw_policy_value {
         combos,
-        ra_mode: policy.defaults.router_advertisements.mode().0 as u8,
+        ra_mode: policy.defaults.router_advertisements.mode(),
         ..value(0, policy.defaults.action.raw(), flags)
     }
 }
@@ -413,7 +415,7 @@ fn meta(policy: &Policy, classes: &Classes) -> Vec<(segfw_meta_key, segfw_meta_v
             .iter()
             .map(|r| image::meta_entry(rule_kind, r.id, &r.name)),
     );
-    meta.sort_by_key(|(k, _)| (k.kind, k.id));
+    meta.sort_by_key(|(k, _)| (k.kind.0, k.id));
     meta
 }
 

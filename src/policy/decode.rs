@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use crate::skel::bytes_of;
 use crate::skel::types::{
-    segfw_key_kind, segfw_meta_value, segfw_policy_key, segfw_policy_value, segfw_value_flags,
+    segfw_key_kind, segfw_meta_value, segfw_policy_key, segfw_policy_value, segfw_ra_mode,
+    segfw_value_flags,
 };
 
 use super::image::{KIND_BITS, RULE_FIXED_BITS};
@@ -19,8 +20,8 @@ pub enum Entry {
         audit: bool,
         /// Wildcard combinations with rule entries (see segfw_combo_bits).
         combos: u8,
-        /// [defaults] router_advertisements: a SEGFW_RA_* value.
-        ra_mode: u8,
+        /// [defaults] router_advertisements.
+        ra_mode: segfw_ra_mode,
     },
     /// A prefix and its class id.
     Segment {

@@ -56,7 +56,7 @@ pub fn mapped_prefix_len(addr: IpAddr, prefix: u8) -> u32 {
 pub fn config_key() -> segfw_policy_key {
     segfw_policy_key {
         prefixlen: KIND_BITS + DATA_BITS,
-        kind: segfw_key_kind::SEGFW_KIND_CONFIG.0,
+        kind: segfw_key_kind::SEGFW_KIND_CONFIG,
         data: segfw_key_data { addr: [0; 16] },
     }
 }
@@ -65,7 +65,7 @@ pub fn config_key() -> segfw_policy_key {
 pub fn segment_key(addr: IpAddr, prefix: u8) -> segfw_policy_key {
     segfw_policy_key {
         prefixlen: KIND_BITS + mapped_prefix_len(addr, prefix),
-        kind: segfw_key_kind::SEGFW_KIND_SEGMENT.0,
+        kind: segfw_key_kind::SEGFW_KIND_SEGMENT,
         data: segfw_key_data {
             addr: mapped_v6(addr),
         },
@@ -91,7 +91,7 @@ pub fn rule_key(
 ) -> segfw_policy_key {
     segfw_policy_key {
         prefixlen: KIND_BITS + RULE_FIXED_BITS + u32::from(port_bits),
-        kind: segfw_key_kind::SEGFW_KIND_RULE.0,
+        kind: segfw_key_kind::SEGFW_KIND_RULE,
         data: segfw_key_data {
             rule: segfw_rule_key {
                 src_seg,
@@ -107,7 +107,7 @@ pub fn rule_key(
 /// A FAILSAFE key: ingress TCP to this local port always passes.
 pub fn failsafe_key(port: u16) -> segfw_policy_key {
     segfw_policy_key {
-        kind: segfw_key_kind::SEGFW_KIND_FAILSAFE.0,
+        kind: segfw_key_kind::SEGFW_KIND_FAILSAFE,
         ..rule_key(SEG_ANY, SEG_ANY, 6, port, PORT_BITS)
     }
 }
@@ -116,7 +116,7 @@ pub fn failsafe_key(port: u16) -> segfw_policy_key {
 /// `addr/prefix` (IPv6; host bits clear).
 pub fn ra_source_key(addr: IpAddr, prefix: u8) -> segfw_policy_key {
     segfw_policy_key {
-        kind: segfw_key_kind::SEGFW_KIND_RA_SOURCE.0,
+        kind: segfw_key_kind::SEGFW_KIND_RA_SOURCE,
         ..segment_key(addr, prefix)
     }
 }
@@ -129,7 +129,7 @@ pub fn meta_entry(kind: segfw_key_kind, id: u32, text: &str) -> (segfw_meta_key,
     for (dst, src) in value.text.iter_mut().zip(&bytes[..n]) {
         *dst = *src as _;
     }
-    (segfw_meta_key { kind: kind.0, id }, value)
+    (segfw_meta_key { kind, id }, value)
 }
 
 /// Conntrack settings, fixed at load time (max_entries) or written to the

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::skel::types::{segfw_key_kind, segfw_meta_config};
 use crate::UsageError;
 
 pub use errors::{PolicyError, PolicyErrorKind, PolicyErrors};
@@ -61,13 +60,13 @@ pub fn check_bytes(bytes: &[u8], file: &Path) -> Result<CheckedPolicy, PolicyErr
     check_str(src, file)
 }
 
-/// Validates and compiles policy text (`file` names it in errors and meta).
+/// Validates and compiles policy text (`file` names it in errors; the
+/// apply records it with the sha256, once, in its set's record).
 pub fn check_str(src: &str, file: &Path) -> Result<CheckedPolicy, PolicyErrors> {
     let model = parse_str(src, file)?;
-    let mut image =
+    let image =
         compile::compile(&model).map_err(|e| PolicyErrors::new(file.to_path_buf(), vec![e]))?;
     let sha256 = sha256_hex(src.as_bytes());
-    add_file_meta(&mut image, &sha256, file);
     Ok(CheckedPolicy {
         path: file.to_path_buf(),
         sha256,
@@ -133,21 +132,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The file's hash and path as CONFIG names (what `status` shows).
-fn add_file_meta(image: &mut PolicyImage, sha256: &str, file: &Path) {
-    let kind = segfw_key_kind::SEGFW_KIND_CONFIG;
-    let path = file.display().to_string();
-    image.meta.push(image::meta_entry(
-        kind,
-        segfw_meta_config::SEGFW_META_SHA256.0,
-        sha256,
-    ));
-    image.meta.push(image::meta_entry(
-        kind,
-        segfw_meta_config::SEGFW_META_PATH.0,
-        &path,
-    ));
-    image.meta.sort_by_key(|(k, _)| (k.kind, k.id));
 }

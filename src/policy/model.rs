@@ -259,17 +259,16 @@ pub enum Action {
 
 impl Action {
     /// The SEGFW_ACTION_* value.
-    pub fn raw(self) -> u8 {
-        let action = match self {
+    pub fn raw(self) -> segfw_action {
+        match self {
             Action::Allow => segfw_action::SEGFW_ACTION_ALLOW,
             Action::Deny => segfw_action::SEGFW_ACTION_DENY,
-        };
-        action.0 as u8
+        }
     }
 
     /// From a SEGFW_ACTION_* value; anything but allow denies, as in the datapath.
-    pub fn from_raw(raw: u8) -> Self {
-        if u32::from(raw) == segfw_action::SEGFW_ACTION_ALLOW.0 {
+    pub fn from_raw(raw: segfw_action) -> Self {
+        if raw == segfw_action::SEGFW_ACTION_ALLOW {
             Action::Allow
         } else {
             Action::Deny

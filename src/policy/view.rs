@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::decode::{decode_entry, meta_text, Entry, RuleEntry};
 use super::image::{MetaEntry, TrieEntry, PROTO_ANY, SEG_ANY, SEG_WORLD};
 use super::model::{self, PortRange, Prefix};
-use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_meta_config, segfw_ra_mode};
+use crate::skel::types::{segfw_key_kind, segfw_limits, segfw_ra_mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,8 +88,8 @@ impl RouterAdvertisements {
     }
 }
 
-fn ra_mode(raw: u8) -> RaMode {
-    match segfw_ra_mode(u32::from(raw)) {
+fn ra_mode(raw: segfw_ra_mode) -> RaMode {
+    match raw {
         segfw_ra_mode::SEGFW_RA_NONE => RaMode::None,
         segfw_ra_mode::SEGFW_RA_LISTED => RaMode::Listed,
         _ => RaMode::LinkLocal,
@@ -139,8 +139,10 @@ pub fn decode(trie: &[TrieEntry], meta: &[MetaEntry]) -> PolicyView {
     let names = Names::new(meta);
     let mut view = PolicyView {
         generation: 0,
-        sha256: names.config(segfw_meta_config::SEGFW_META_SHA256.0),
-        source: names.config(segfw_meta_config::SEGFW_META_PATH.0),
+        // The set's record says (datapath::sets::live_view); a checked
+        // file's are in its CheckedPolicy.
+        sha256: None,
+        source: None,
         defaults: Defaults {
             action: Action::Allow,
             mode: Mode::Enforce,
@@ -211,7 +213,7 @@ impl Names {
     fn new(meta: &[MetaEntry]) -> Self {
         Names(
             meta.iter()
-                .map(|(k, v)| ((k.kind, k.id), meta_text(v)))
+                .map(|(k, v)| ((k.kind.0, k.id), meta_text(v)))
                 .collect(),
         )
     }
@@ -219,17 +221,12 @@ impl Names {
     fn get(&self, kind: segfw_key_kind, id: u32) -> Option<&str> {
         self.0.get(&(kind.0, id)).map(String::as_str)
     }
-
-    fn config(&self, id: u32) -> Option<String> {
-        self.get(segfw_key_kind::SEGFW_KIND_CONFIG, id)
-            .map(str::to_string)
-    }
 }
 
 /// Rule id -> name, from a set's meta entries.
 pub fn rule_names(meta: &[MetaEntry]) -> HashMap<u32, String> {
     meta.iter()
-        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE.0)
+        .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE)
         .map(|(k, v)| (k.id, meta_text(v)))
         .collect()
 }
@@ -563,7 +560,7 @@ mod tests {
     fn value(id: u32, action: segfw_action, flags: u8) -> segfw_policy_value {
         segfw_policy_value {
             id,
-            action: action.0 as u8,
+            action,
             flags,
             ..Default::default()
         }
@@ -597,7 +594,6 @@ mod tests {
             meta_entry(seg, 3, "db"),
             meta_entry(rule, 7, "web-to-db"),
             meta_entry(rule, 8, "nobody-else"),
-            meta_entry(segfw_key_kind::SEGFW_KIND_CONFIG, 0, "abc123"),
         ];
         (trie, meta)
     }
@@ -607,7 +603,7 @@ mod tests {
         let (trie, meta) = sample();
         let view = decode(&trie, &meta);
         assert_eq!(view.generation, 3);
-        assert_eq!(view.sha256.as_deref(), Some("abc123"));
+        assert_eq!(view.sha256, None, "the set's record holds it, not meta");
         assert_eq!(view.defaults.action, Action::Deny);
         assert_eq!(view.defaults.mode, Mode::Enforce);
         assert_eq!(view.segments["web"], ["10.0.1.0/24", "fd00:1::/64"]);

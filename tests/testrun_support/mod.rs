@@ -75,9 +75,9 @@ impl Harness {
     pub fn apply(&mut self, image: &PolicyImage) {
         self.generation += 1;
         let image = image.clone().with_generation(self.generation);
-        let records = apply::config_records("test policy", "", &image.runtime, None);
+        let record = apply::set_record("test policy", "", &image.runtime, None);
         let mut maps = Maps::of_skeleton(&self.skel).expect("open the test datapath's maps");
-        apply::fill_and_swap(&mut maps, None, 0, &image, &records)
+        apply::fill_and_swap(&mut maps, None, 0, &image, &record)
             .expect("apply the policy to the test datapath");
     }
 
@@ -157,7 +157,7 @@ impl Harness {
             .skel
             .maps
             .reason_stats
-            .lookup_percpu(&reason.0.to_ne_bytes(), MapFlags::ANY)
+            .lookup_percpu(&u32::from(reason.0).to_ne_bytes(), MapFlags::ANY)
             .expect("read reason_stats")
             .expect("reason in range");
         per_cpu

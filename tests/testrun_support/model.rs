@@ -34,7 +34,7 @@ impl Verdict {
     fn only(reason: R) -> Self {
         Verdict {
             pass: reason.0 < R::SEGFW_REASON_FIRST_DROP.0,
-            reason: reason.0,
+            reason: reason.0.into(),
             rule_id: None,
         }
     }
@@ -65,7 +65,7 @@ impl ModelPolicy {
         let rule_flags = image
             .trie
             .iter()
-            .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE.0)
+            .filter(|(k, _)| k.kind == segfw_key_kind::SEGFW_KIND_RULE)
             .map(|(_, v)| (v.id, v.flags))
             .collect();
         let ra_sources = image
