@@ -17,6 +17,9 @@ use types::*;
 unsafe impl plain::Plain for segfw_policy_key {}
 unsafe impl plain::Plain for segfw_policy_value {}
 unsafe impl plain::Plain for segfw_rule_key {}
+// SAFETY: a union of 16 bytes and segfw_rule_key (integers only, 16 bytes):
+// every bit pattern is a valid value of both members.
+unsafe impl plain::Plain for segfw_key_data {}
 unsafe impl plain::Plain for segfw_meta_key {}
 unsafe impl plain::Plain for segfw_meta_value {}
 unsafe impl plain::Plain for segfw_runtime {}

@@ -2,11 +2,11 @@
 //! `policy show` / `policy diff` (which read them from the live maps).
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::skel::bytes_of;
 use crate::skel::types::{
     segfw_key_kind, segfw_meta_value, segfw_policy_key, segfw_policy_value, segfw_ra_mode,
-    segfw_value_flags,
+    segfw_rule_key, segfw_value_flags,
 };
+use crate::skel::{bytes_of, from_bytes};
 
 use super::image::{KIND_BITS, RULE_FIXED_BITS};
 use super::model::{Action, PortRange, Prefix};
@@ -59,13 +59,13 @@ pub struct RuleEntry {
 
 /// Decodes one (key, value) of a policy trie.
 pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry {
-    let bytes = bytes_of(key);
-    let prefixlen = u32_at(bytes, 0);
-    let kind = segfw_key_kind(u32_at(bytes, 4));
-    let data: [u8; 16] = bytes[8..24].try_into().expect("16 data bytes");
+    let prefixlen = key.prefixlen;
+    // The key's data is a union: an address, or a rule key (segfw_shared.h).
+    let data: [u8; 16] = bytes_of(&key.data).try_into().expect("16 data bytes");
+    let rule: segfw_rule_key = from_bytes(&data).expect("a rule key is 16 bytes");
     let audit_flag = segfw_value_flags::SEGFW_FLAG_AUDIT.0 as u8;
     let log_flag = segfw_value_flags::SEGFW_FLAG_LOG.0 as u8;
-    match kind {
+    match key.kind {
         segfw_key_kind::SEGFW_KIND_CONFIG => Entry::Config {
             generation: value.id,
             default_action: Action::from_raw(value.action),
@@ -81,17 +81,17 @@ pub fn decode_entry(key: &segfw_policy_key, value: &segfw_policy_value) -> Entry
             prefix: addr_prefix(&data, prefixlen),
         },
         segfw_key_kind::SEGFW_KIND_RULE => Entry::Rule(RuleEntry {
-            src: u32_at(&data, 0),
-            dst: u32_at(&data, 4),
-            proto: u16::from_ne_bytes([data[8], data[9]]),
-            ports: port_range(u16::from_be_bytes([data[10], data[11]]), prefixlen),
+            src: rule.src_seg,
+            dst: rule.dst_seg,
+            proto: rule.proto,
+            ports: port_range(u16::from_be(rule.port), prefixlen),
             rule_id: value.id,
             action: Action::from_raw(value.action),
             log: value.flags & log_flag != 0,
             audit: value.flags & audit_flag != 0,
         }),
         segfw_key_kind::SEGFW_KIND_FAILSAFE => Entry::Failsafe {
-            port: u16::from_be_bytes([data[10], data[11]]),
+            port: u16::from_be(rule.port),
         },
         other => Entry::Unknown { kind: other.0 },
     }
@@ -113,10 +113,6 @@ fn addr_prefix(data: &[u8; 16], prefixlen: u32) -> Prefix {
     let len = prefixlen.saturating_sub(KIND_BITS).min(128) as u8;
     let addr = IpAddr::V6(Ipv6Addr::from(*data));
     Prefix::new(addr, len).expect("length is at most 128")
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 /// The ports a rule key's port prefix covers.

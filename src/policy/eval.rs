@@ -195,10 +195,11 @@ pub fn evaluate_naive(policy: &Policy, flow: &Flow) -> Decision {
 
 /// (prefixlen, kind + data bytes) of a trie key.
 fn split_key(key: &segfw_policy_key) -> (u32, KeyData) {
-    let bytes = bytes_of(key);
-    let len = u32::from_ne_bytes(bytes[..4].try_into().expect("4-byte prefixlen"));
-    let data = bytes[4..24].try_into().expect("20 bytes of kind and data");
-    (len, data)
+    // The trie compares kind and data as the bytes they are in memory.
+    let mut bytes = [0u8; 20];
+    bytes[..4].copy_from_slice(&key.kind.0.to_ne_bytes());
+    bytes[4..].copy_from_slice(bytes_of(&key.data));
+    (key.prefixlen, bytes)
 }
 
 /// `data` with every bit past the first `len` cleared.
