@@ -71,21 +71,8 @@ fn attach_twice_detach_and_uninstall() {
     );
 
     // bpftool reads the live policy through BTF at the stable pin.
-    let pin = lab.pin_dir.join("maps/policy");
-    let out = Command::new("bpftool")
-        .args(["-j", "map", "dump", "pinned", &pin.display().to_string()])
-        .output()
-        .expect("run bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool map dump pinned maps/policy failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool -j output");
-    let config = dump
-        .as_array()
-        .expect("dump is an array")
-        .iter()
+    let config = bpftool_dump(&lab.pin_dir.join("maps/policy"))
+        .into_iter()
         .find(|e| e["formatted"]["key"]["kind"] == "SEGFW_KIND_CONFIG")
         .expect("the live trie has a CONFIG entry, its kind printed by name");
     assert_eq!(
